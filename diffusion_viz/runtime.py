@@ -1,0 +1,20 @@
+"""Process-wide settings that must be chosen on purpose, not left to defaults."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def configure_torch_threads(threads: int | None = None) -> int:
+    """Use a deliberate, small number of CPU threads.
+
+    torch defaults to one thread per core for each process; with a web server, a test runner and a
+    browser sharing two cores, that oversubscribes and slows everything 10-100x. Override with the
+    environment variable DIFFUSION_VIZ_THREADS.
+    """
+    if threads is None:
+        threads = int(os.environ.get("DIFFUSION_VIZ_THREADS", "0")) or min(2, os.cpu_count() or 1)
+    torch.set_num_threads(max(1, threads))
+    return torch.get_num_threads()

@@ -1,0 +1,287 @@
+"""The denoising loop, written out, recording everything a student might want to look at.
+
+One loop serves every model and every diffusers scheduler. At each step:
+
+    1. the scheduler says which noise level comes next (timestep t, alpha_bar);
+    2. the model looks at x_t and predicts the *whole* noise (equivalently a whole clean picture x0);
+       with classifier-free guidance it does so twice, with and without the prompt, and we extrapolate;
+    3. the scheduler moves x_t part of the way towards that prediction.
+
+Everything is recorded in the *model-input* space (variance preserving: x_t = sqrt(abar) x0 +
+sqrt(1 - abar) eps), whatever internal scaling a scheduler uses, so frames from DDIM and Euler can be
+compared side by side.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    LMSDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+
+from . import validation
+from .errors import UnsupportedOptionError
+from .schedules import Schedule, get_schedule
+
+SCHEDULERS = {
+    "ddim": DDIMScheduler,
+    "ddpm": DDPMScheduler,
+    "euler": EulerDiscreteScheduler,
+    "euler_a": EulerAncestralDiscreteScheduler,
+    "heun": HeunDiscreteScheduler,
+    "lms": LMSDiscreteScheduler,
+    "dpmpp_2m": DPMSolverMultistepScheduler,
+    "unipc": UniPCMultistepScheduler,
+    "pndm": PNDMScheduler,
+}
+
+SCHEDULER_DESCRIPTIONS = {
+    "ddim": "DDIM (Song et al. 2020): deterministic, good in 20-50 steps.",
+    "ddpm": "DDPM (Ho et al. 2020): the original; adds fresh noise every step, needs many steps.",
+    "euler": "Euler: follows the probability-flow ODE one straight step at a time.",
+    "euler_a": "Euler ancestral: Euler plus fresh noise each step; results keep changing with steps.",
+    "heun": "Heun: Euler with a correction; two model calls per step (2N-1 frames).",
+    "lms": "Linear multistep (LMS): reuses the last few predictions.",
+    "dpmpp_2m": "DPM-Solver++ 2M: second order, very good in 10-25 steps.",
+    "unipc": "UniPC: predictor-corrector, very good in few steps.",
+    "pndm": "PNDM / PLMS: Stable Diffusion's original default.",
+}
+
+
+class Denoiser(Protocol):
+    """What the loop needs from a model. ``predict`` returns the model's native output."""
+
+    sample_shape: tuple[int, ...]  # (C, H, W) of x_t, e.g. (3, 64, 64) pixels or (4, 64, 64) latents
+    prediction_type: str  # "epsilon", "v_prediction" or "sample": what ``predict`` returns
+
+    def encode_prompt(self, prompt: str): ...
+
+    def predict(self, x_t: torch.Tensor, t: float, alpha_bar: float, conditioning) -> torch.Tensor: ...
+
+
+def make_scheduler(
+    name: str,
+    schedule: Schedule | str = "scaled_linear",
+    prediction_type: str = "epsilon",
+    karras: bool = False,
+):
+    """A diffusers scheduler running our schedule (as ``trained_betas``), configured for honest previews.
+
+    - ``clip_sample`` off: clipping x0 to [-1, 1] would hide what the model really predicts.
+    - ``timestep_spacing="trailing"``: the first step is the noisiest training step (T-1), so sampling
+      starts where training ended (Lin et al. 2024); diffusers' "leading" default skips it.
+    """
+    validation.check_choice("scheduler", name, SCHEDULERS)
+    if isinstance(schedule, str):
+        schedule = get_schedule(schedule)
+    cls = SCHEDULERS[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    config = dict(
+        num_train_timesteps=schedule.num_train_timesteps,
+        trained_betas=schedule.betas_for_scheduler(),
+        prediction_type=prediction_type,
+        timestep_spacing="trailing",
+    )
+    if "clip_sample" in accepted:
+        config["clip_sample"] = False
+    if "skip_prk_steps" in accepted:
+        config["skip_prk_steps"] = True  # PLMS as Stable Diffusion uses it: N + 1 frames
+    if "algorithm_type" in accepted and name == "dpmpp_2m":
+        config.update(algorithm_type="dpmsolver++", solver_order=2)
+    if karras:
+        if "use_karras_sigmas" not in accepted:
+            raise UnsupportedOptionError(
+                f"Karras sigma spacing is not available for the {name!r} scheduler. "
+                f"Use one of: {', '.join(karras_schedulers())}."
+            )
+        config["use_karras_sigmas"] = True
+    return cls(**config)
+
+
+def planned_frame_count(scheduler_name: str, steps: int) -> int:
+    """How many frames (model calls) a run will have: N for most, 2N-1 for Heun, N+1 for PNDM."""
+    scheduler = make_scheduler(scheduler_name)
+    scheduler.set_timesteps(validation.check_steps(steps))
+    return len(scheduler.timesteps)
+
+
+def karras_schedulers() -> list[str]:
+    return [n for n, c in SCHEDULERS.items() if "use_karras_sigmas" in inspect.signature(c.__init__).parameters]
+
+
+def current_alpha_bar(scheduler, t) -> float:
+    """alpha_bar of the noise level the scheduler is at now, read from the scheduler itself.
+
+    Sigma-based schedulers (Euler, Heun, DPM-Solver, ...) interpolate between training steps and keep
+    the exact value in ``sigmas[step_index]``; the others step on integer training steps.
+    """
+    if hasattr(scheduler, "sigmas") and hasattr(scheduler, "step_index"):
+        index = scheduler.step_index
+        if index is None:
+            index = scheduler.index_for_timestep(t)
+        sigma = float(scheduler.sigmas[index])
+        return 1.0 / (1.0 + sigma * sigma)
+    return float(scheduler.alphas_cumprod[int(t)])
+
+
+def to_x0_and_eps(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: float, prediction_type: str):
+    """Turn a model's native output into (predicted x0, predicted noise); reference formulas."""
+    a, s = math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
+    if prediction_type == "epsilon":
+        return (x_t - s * output) / a, output
+    if prediction_type == "v_prediction":
+        return a * x_t - s * output, s * x_t + a * output
+    if prediction_type == "sample":
+        return output, (x_t - a * output) / s
+    raise UnsupportedOptionError(f"Unknown prediction type {prediction_type!r}.")
+
+
+@dataclass
+class Frame:
+    """One model evaluation. Arrays are (C, H, W) float32 in model-input space."""
+
+    index: int  # 0-based position in the run
+    timestep: float  # the scheduler's timestep (training-step units, 0 .. T-1)
+    alpha_bar: float
+    x_t: np.ndarray  # what the model sees
+    x0: np.ndarray  # what it thinks the clean picture is
+    eps: np.ndarray  # the noise it thinks was added (after guidance)
+    eps_cond: np.ndarray | None = None  # with classifier-free guidance: the two predictions
+    eps_uncond: np.ndarray | None = None
+
+    @property
+    def sigma(self) -> float:
+        return math.sqrt((1.0 - self.alpha_bar) / self.alpha_bar) if self.alpha_bar > 0 else math.inf
+
+    @property
+    def snr(self) -> float:
+        return self.alpha_bar / (1.0 - self.alpha_bar) if self.alpha_bar < 1 else math.inf
+
+    @property
+    def log_snr(self) -> float:
+        return math.log(self.snr) if 0 < self.snr < math.inf else (math.inf if self.snr else -math.inf)
+
+
+@dataclass
+class Trajectory:
+    frames: list[Frame]
+    final: np.ndarray  # (C, H, W) the finished sample
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """Everything that determines a run; validated once, so a run can be cached and reproduced."""
+
+    prompt: str = ""
+    steps: int = 50
+    scheduler: str = "ddim"
+    schedule: str = "cosine"
+    guidance: float = 1.0
+    seed: int = 0
+    karras: bool = False
+    zero_terminal_snr: bool = False
+
+    def validated(self) -> "SampleSettings":
+        from .schedules import SCHEDULES
+
+        return SampleSettings(
+            prompt=validation.check_prompt(self.prompt),
+            steps=validation.check_steps(self.steps),
+            scheduler=validation.check_choice("scheduler", self.scheduler, SCHEDULERS),
+            schedule=validation.check_choice("noise schedule", self.schedule, SCHEDULES),
+            guidance=validation.check_guidance(self.guidance),
+            seed=validation.check_seed(self.seed),
+            karras=bool(self.karras),
+            zero_terminal_snr=bool(self.zero_terminal_snr),
+        )
+
+
+def _accepts(fn, name: str) -> bool:
+    return name in inspect.signature(fn).parameters
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    return x[0].detach().to("cpu", torch.float32).numpy().copy()
+
+
+def iter_frames(
+    denoiser: Denoiser,
+    settings: SampleSettings,
+    *,
+    capture: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+    scheduler=None,
+) -> Iterator[Frame | np.ndarray]:
+    """Run the sampler, yielding a ``Frame`` per model call and finally the finished sample (ndarray).
+
+    ``capture=False`` skips copying arrays (for measuring the cost of capture). ``should_stop`` lets a
+    UI cancel between steps. Deterministic for a given seed.
+    """
+    s = settings.validated()
+    if scheduler is None:
+        schedule = get_schedule(s.schedule, zero_terminal_snr=s.zero_terminal_snr)
+        scheduler = make_scheduler(s.scheduler, schedule, denoiser.prediction_type, karras=s.karras)
+    scheduler.set_timesteps(s.steps)
+
+    generator = torch.Generator("cpu").manual_seed(s.seed)
+    cond = denoiser.encode_prompt(s.prompt)
+    use_cfg = s.guidance != 1.0 and bool(s.prompt)
+    uncond = denoiser.encode_prompt("") if use_cfg else None
+
+    # Start from pure Gaussian noise, scaled to the scheduler's first noise level.
+    x = torch.randn((1, *denoiser.sample_shape), generator=generator, dtype=torch.float32)
+    x = x * scheduler.init_noise_sigma
+
+    for i, t in enumerate(scheduler.timesteps):
+        if should_stop is not None and should_stop():
+            return
+        x_in = scheduler.scale_model_input(x, t)  # the variance-preserving x_t the model sees
+        alpha_bar = current_alpha_bar(scheduler, t)
+
+        out_cond = denoiser.predict(x_in, float(t), alpha_bar, cond)
+        if use_cfg:
+            out_uncond = denoiser.predict(x_in, float(t), alpha_bar, uncond)
+            # Classifier-free guidance: start from the unconditional prediction and push past the
+            # conditional one. Linear in the output, so it is the same for eps, v or x0 outputs.
+            output = out_uncond + s.guidance * (out_cond - out_uncond)
+        else:
+            output = out_cond
+
+        if capture:
+            x0, eps = to_x0_and_eps(output, x_in, alpha_bar, denoiser.prediction_type)
+            frame = Frame(i, float(t), alpha_bar, _np(x_in), _np(x0), _np(eps))
+            if use_cfg:
+                frame.eps_cond = _np(to_x0_and_eps(out_cond, x_in, alpha_bar, denoiser.prediction_type)[1])
+                frame.eps_uncond = _np(to_x0_and_eps(out_uncond, x_in, alpha_bar, denoiser.prediction_type)[1])
+            yield frame
+
+        step_kwargs = {"generator": generator} if _accepts(scheduler.step, "generator") else {}
+        x = scheduler.step(output, t, x, **step_kwargs).prev_sample
+
+    yield _np(x)
+
+
+def sample(denoiser: Denoiser, settings: SampleSettings, **kwargs) -> Trajectory:
+    """Run to the end and return all frames plus the finished sample."""
+    frames, final = [], None
+    for item in iter_frames(denoiser, settings, **kwargs):
+        if isinstance(item, Frame):
+            frames.append(item)
+        else:
+            final = item
+    return Trajectory(frames=frames, final=final, settings=settings.validated().__dict__)

@@ -89,19 +89,23 @@ class ExactEmojiDenoiser:
         return [(self.dataset.label(int(cond.support[j])), float(weights[j])) for j in order]
 
     # ---- the denoiser ------------------------------------------------------------------------------
-    def posterior_weights(self, x_t: torch.Tensor, alpha_bar: float, cond: EmojiConditioning) -> torch.Tensor:
+    # alpha_bar may be one number or one per row of x_t: the side-by-side comparison sends several
+    # columns, each at its own noise level, in one call (see diffusion_viz.compare).
+    supports_batched_alpha_bar = True
+
+    def posterior_weights(self, x_t: torch.Tensor, alpha_bar, cond: EmojiConditioning) -> torch.Tensor:
         """w_i for each image in the support, (B, K) float64, by log-sum-exp with the max subtracted."""
         flat = x_t.reshape(x_t.shape[0], -1).float()
-        a = math.sqrt(alpha_bar)
+        ab = torch.as_tensor(alpha_bar, dtype=torch.float64).reshape(-1, 1)
         # ||x_t - a x_i||^2 = ||x_t||^2 - 2 a <x_t, x_i> + a^2 ||x_i||^2; the first term is the same for
         # every i and cancels in the softmax.
         cross = (flat @ cond.images.T).double()
-        sq_dist = -2.0 * a * cross + alpha_bar * cond.sq_norms
-        noise_var = max(1.0 - alpha_bar, 1e-20)  # at abar = 1 the softmax becomes nearest-neighbour
+        sq_dist = -2.0 * ab.sqrt() * cross + ab * cond.sq_norms
+        noise_var = (1.0 - ab).clamp_min(1e-20)  # at abar = 1 the softmax becomes nearest-neighbour
         logits = cond.log_prior - sq_dist / (2.0 * noise_var)
         return torch.softmax(logits, dim=1)
 
-    def predict_x0(self, x_t: torch.Tensor, alpha_bar: float, cond: EmojiConditioning) -> torch.Tensor:
+    def predict_x0(self, x_t: torch.Tensor, alpha_bar, cond: EmojiConditioning) -> torch.Tensor:
         weights = self.posterior_weights(x_t, alpha_bar, cond).float()
         # Once the posterior has settled, almost every weight is ~0. Summing only the images with
         # weight > 1e-12 of the largest changes x0 by < 1e-8 and saves reading the whole dataset.
@@ -110,10 +114,12 @@ class ExactEmojiDenoiser:
             return (weights[:, keep] @ cond.images[keep]).reshape(x_t.shape)
         return (weights @ cond.images).reshape(x_t.shape)
 
-    def predict(self, x_t: torch.Tensor, t: float, alpha_bar: float, cond: EmojiConditioning) -> torch.Tensor:
+    def predict(self, x_t: torch.Tensor, t, alpha_bar, cond: EmojiConditioning) -> torch.Tensor:
         """v = (sqrt(abar) x_t - x0) / sqrt(1 - abar); the loop turns it back into x0 and eps."""
         x0 = self.predict_x0(x_t, alpha_bar, cond)
-        return (math.sqrt(alpha_bar) * x_t - x0) / math.sqrt(max(1.0 - alpha_bar, 1e-20))
+        ab = torch.as_tensor(alpha_bar, dtype=torch.float64).reshape(-1, *[1] * (x_t.dim() - 1))
+        a, s = ab.sqrt().float(), (1.0 - ab).clamp_min(1e-20).sqrt().float()
+        return (a * x_t - x0) / s
 
     def nearest(self, image: np.ndarray) -> tuple[int, float]:
         """Index of the closest training emoji to a (3, S, S) image in [-1, 1], and its RMS distance."""

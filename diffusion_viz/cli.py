@@ -36,37 +36,48 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--guidance", type=float, default=1.0,
                    help="classifier-free guidance scale, 0..30; 1 = plain conditional")
     r.add_argument("--seed", type=int, default=0, help="random seed, 0..2^63-1: same seed, same picture")
-    r.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS), help="which denoiser")
+    r.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"which denoiser: {', '.join(MODELS)}; or a Stable Diffusion folder / .safetensors "
+                        "file (the env var DIFFUSION_VIZ_MODEL sets the app's)")
     r.add_argument("--out", default="diffusion.gif", help="output file: .gif, .mp4 or .png")
     r.add_argument("--fps", type=int, default=12, help="frames per second for GIF/MP4")
     return parser
 
 
 def render(args) -> str:
+    from PIL import Image
     from tqdm import tqdm
 
     from .models.registry import get_model
-    from .render import write_output
+    from .render import image_to_rgb, write_output
     from .runtime import configure_torch_threads
     from .sampling import Frame, SampleSettings, Trajectory, iter_frames, planned_frame_count
 
     configure_torch_threads()
     model = get_model(args.model)
+    info = MODELS.get(args.model)
     settings = SampleSettings(
         prompt=args.prompt, steps=args.steps, scheduler=args.scheduler,
-        schedule=args.schedule or MODELS[args.model].default_schedule, guidance=args.guidance,
+        schedule=args.schedule or (info.default_schedule if info else "scaled_linear"), guidance=args.guidance,
         seed=args.seed, karras=args.karras, zero_terminal_snr=args.zero_terminal_snr,
     ).validated()
+    count = getattr(model, "planned_frame_count", planned_frame_count)
+
     frames, final = [], None
-    total = planned_frame_count(settings.scheduler, settings.steps)
-    with tqdm(total=total, desc="denoising", unit="step", file=sys.stderr) as bar:
+    with tqdm(total=count(settings.scheduler, settings.steps), desc="denoising", unit="step",
+              file=sys.stderr) as bar:
         for item in iter_frames(model, settings):
             if isinstance(item, Frame):
                 frames.append(item)
                 bar.update(1)
             else:
                 final = item
-    path = write_output(Trajectory(frames, final, settings.__dict__), args.out, fps=args.fps)
+    to_rgb = getattr(model, "to_rgb", image_to_rgb)  # latent models: a cheap linear preview
+    path = write_output(Trajectory(frames, final, settings.__dict__), args.out, to_rgb=to_rgb, fps=args.fps)
+    if hasattr(model, "decode"):  # latent models: the full VAE decode of the finished latent, beside it
+        final_path = path.with_name(path.stem + "-final.png")
+        Image.fromarray(model.decode(final)).save(final_path)
+        print(f"wrote {final_path}")
     return str(path)
 
 

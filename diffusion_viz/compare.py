@@ -14,10 +14,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .sampling import (
-    Frame, SampleSettings, Trajectory, _accepts, _np, current_alpha_bar, make_scheduler,
-)
-from .schedules import get_schedule
+from .sampling import Frame, SampleSettings, Trajectory, _accepts, _np, build_scheduler, current_alpha_bar
 
 MAX_COLUMNS = 4
 
@@ -27,8 +24,7 @@ class _Column:
 
     def __init__(self, denoiser, settings: SampleSettings):
         self.settings = s = settings.validated()
-        schedule = get_schedule(s.schedule, zero_terminal_snr=s.zero_terminal_snr)
-        self.scheduler = make_scheduler(s.scheduler, schedule, denoiser.prediction_type, karras=s.karras)
+        self.scheduler = build_scheduler(denoiser, s)
         self.scheduler.set_timesteps(s.steps)
         self.timesteps = list(self.scheduler.timesteps)
         self.generator = torch.Generator("cpu").manual_seed(s.seed)

@@ -113,6 +113,16 @@ def make_scheduler(
     return cls(**config)
 
 
+def build_scheduler(denoiser, settings: "SampleSettings"):
+    """The scheduler for a run: a model that brings its own training schedule (a Stable Diffusion
+    checkpoint: ``make_scheduler``) keeps it; every other model runs the settings' schedule."""
+    own = getattr(denoiser, "make_scheduler", None)
+    if own is not None:
+        return own(settings.scheduler, settings.karras)
+    schedule = get_schedule(settings.schedule, zero_terminal_snr=settings.zero_terminal_snr)
+    return make_scheduler(settings.scheduler, schedule, denoiser.prediction_type, karras=settings.karras)
+
+
 def planned_frame_count(scheduler_name: str, steps: int) -> int:
     """How many frames (model calls) a run will have: N for most, 2N-1 for Heun, N+1 for PNDM."""
     scheduler = make_scheduler(scheduler_name)
@@ -281,11 +291,11 @@ def iter_frames(
     """
     s = settings.validated()
     if scheduler is None:
-        schedule = get_schedule(s.schedule, zero_terminal_snr=s.zero_terminal_snr)
-        scheduler = make_scheduler(s.scheduler, schedule, denoiser.prediction_type, karras=s.karras)
+        scheduler = build_scheduler(denoiser, s)
     scheduler.set_timesteps(s.steps)
 
-    generator = torch.Generator("cpu").manual_seed(s.seed)
+    generator = torch.Generator("cpu").manual_seed(s.seed)  # CPU: the same noise on every machine
+    step_kwargs = {"generator": generator} if _accepts(scheduler.step, "generator") else {}
     cond = denoiser.encode_prompt(s.prompt)
     use_cfg = s.guidance != 1.0 and bool(s.prompt)
     uncond = denoiser.encode_prompt("") if use_cfg else None
@@ -318,7 +328,6 @@ def iter_frames(
             yield Frame(i, float(t), alpha_bar, denoiser.prediction_type, x_in, output,
                         out_cond if use_cfg else None, out_uncond if use_cfg else None)
 
-        step_kwargs = {"generator": generator} if _accepts(scheduler.step, "generator") else {}
         x = scheduler.step(output, t, x, **step_kwargs).prev_sample
 
     yield _np(x)

@@ -45,3 +45,24 @@ def test_unknown_scheduler_is_rejected_by_argparse(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["render", "--scheduler", "nope"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_render_a_stable_diffusion_folder(tmp_path):
+    """A checkpoint folder (here a tiny random one) renders with latent previews plus a full decode."""
+    from diffusion_viz.models.sd_tiny import tiny_sd_pipeline
+
+    folder = tmp_path / "tiny-sd"
+    pipe = tiny_sd_pipeline(sample_size=8)
+    pipe.save_pretrained(folder)
+    out = tmp_path / "sd.png"
+    assert main(["render", "--model", str(folder), "--prompt", "a red apple", "--steps", "4",
+                 "--scheduler", "euler", "--guidance", "3", "--out", str(out)]) == 0
+    assert out.exists()
+    final = np.asarray(Image.open(tmp_path / "sd-final.png"))
+    side = 8 * pipe.vae_scale_factor  # the VAE decodes the 8x8x4 latent to pixels (SD 1.5: 64 -> 512)
+    assert final.shape == (side, side, 3) and final.std() > 0
+
+
+def test_missing_checkpoint_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["render", "--model", str(tmp_path / "nope"), "--steps", "2", "--out", str(tmp_path / "x.png")]) == 2
+    assert "error:" in capsys.readouterr().err

@@ -40,6 +40,32 @@ MODELS: dict[str, ModelInfo] = {
     ),
 }
 
+
+def _stable_diffusion(name_or_path: str):
+    def load():
+        from .stable_diffusion import load_denoiser
+
+        return load_denoiser(name_or_path)
+
+    return load
+
+
+def _register_stable_diffusion() -> None:
+    """Stable Diffusion presets (models/presets.toml) and DIFFUSION_VIZ_MODEL. Nothing loads until used;
+    a checkpoint that cannot load raises ModelLoadError and the other models keep working."""
+    from .sd_loading import env_model, load_presets
+
+    for preset in load_presets().values():
+        MODELS[preset.name] = ModelInfo(preset.name, preset.description, "scaled_linear",
+                                        _stable_diffusion(preset.name))
+    custom = env_model()
+    if custom and custom not in MODELS:
+        MODELS[custom] = ModelInfo(custom, f"Stable Diffusion checkpoint from DIFFUSION_VIZ_MODEL: {custom}",
+                                   "scaled_linear", _stable_diffusion(custom))
+
+
+_register_stable_diffusion()
+
 DEFAULT_MODEL = "emoji-exact"
 
 
@@ -49,5 +75,9 @@ def model_names() -> list[str]:
 
 def get_model(name: str = DEFAULT_MODEL):
     if name not in MODELS:
+        from .sd_loading import looks_like_checkpoint
+
+        if looks_like_checkpoint(name):  # a local SD folder / .safetensors file, or an allowed hub id
+            return _stable_diffusion(name)()
         raise UnknownNameError("model", name, MODELS)
     return MODELS[name].load()

@@ -1,0 +1,44 @@
+"""Turning exceptions into friendly messages, so the page never shows a stack trace."""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import logging
+
+import gradio as gr
+
+from ..errors import DiffusionVizError
+
+log = logging.getLogger("diffusion_viz.app")
+GENERIC = "Something went wrong on the server. Please try again, or change a setting."
+
+
+def _to_gr_error(exc: Exception) -> gr.Error:
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, DiffusionVizError):
+        return gr.Error(html.escape(str(exc)), title="Please check", print_exception=False)
+    log.exception("Unexpected error in a handler")
+    return gr.Error(GENERIC, title="Oops", print_exception=False)
+
+
+def friendly(fn):
+    """Wrap a handler (plain or generator): user errors and surprises both become a gr.Error message."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - every failure must reach the user as text
+                raise _to_gr_error(exc) from None
+        return gen
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise _to_gr_error(exc) from None
+    return plain

@@ -48,11 +48,11 @@ SAMPLER_HELP = (
 SCHEDULE_HELP = (
     "**Noise schedule**: how quickly training destroys the picture as t goes from 0 to 999. "
     "A real lesson hides here: with Stable Diffusion's *scaled_linear* schedule, even the last training "
-    "step keeps √ᾱ = 0.068 of the picture. For Stable Diffusion's 64×64×4 latent that leftover is hidden "
-    "well enough; a 64×64×3 emoji spreads it over 12,288 numbers, so it still carries a lot of signal. "
-    "Starting from pure noise then does not match what training saw, and the prompt is often ignored "
-    "(try “cat” with scaled_linear: you may get a dog). *cosine* and *linear* reach (almost) pure noise "
-    "and work."
+    "step keeps √ᾱ = 0.068 of the picture. Spread over the 12,288 numbers of a 64×64 emoji, that leftover "
+    "still gives a lot away, so training never showed the model pure noise, yet sampling starts from pure "
+    "noise. The mismatch can override the prompt (try “cat” with scaled_linear: you may get a snake or a "
+    "dog). Stable Diffusion has the same mismatch, which is why it struggles with very dark or very bright "
+    "pictures (Lin et al. 2024). *cosine* and *linear* reach (almost) pure noise and work."
 )
 
 FORWARD_INTRO = (
@@ -103,10 +103,12 @@ you can see it: the Denoise tab shows which emoji a prompt points to and how str
 guidance = more “on prompt”, less variety.
 
 **Why schedules matter.** A schedule decides how much signal is left at each step. The fair way to
-compare schedules is the log signal-to-noise ratio (log SNR). Small pictures need noisier schedules
-(there are fewer pixels to hide the leftover signal); and if training never reaches pure noise
-(Stable Diffusion's schedule keeps 6.8 % of the signal at its last step) but sampling starts from pure
-noise, the model meets something it has never seen.
+compare schedules is the log signal-to-noise ratio (log SNR). Picture size matters: in a bigger
+picture neighbouring pixels repeat each other, so the same noise level hides less, and bigger pictures
+need noisier schedules (Chen 2023; Hoogeboom et al. 2023). The other way round, the linear schedule
+wipes out small pictures too early: many of its last steps are almost pure noise (Nichol & Dhariwal
+2021). And if training never reaches pure noise (Stable Diffusion's schedule keeps 6.8 % of the signal
+at its last step) but sampling starts from pure noise, the model meets something it has never seen.
 
 ### Myths, corrected
 

@@ -104,13 +104,19 @@ def write_output(traj: Trajectory, path: str | Path, to_rgb: Callable = image_to
     frames = animation_frames(traj, to_rgb=to_rgb)
     frames += [frames[-1]] * fps  # hold the result for a second
     if suffix == ".gif":
-        images = [Image.fromarray(f) for f in frames]
+        # Fast octree palette per frame, no dithering: ~8x faster than PIL's default median cut (which
+        # dominated a classroom's worth of runs) and it looks the same on noisy 64x64 pictures.
+        images = [Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+                  for f in frames]
         images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     else:
         import imageio.v2 as imageio
 
         # imageio-ffmpeg writes H.264 in yuv420p (plays everywhere), which needs even sizes.
-        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
+        # veryfast on one thread: ~1.5x faster, same file size here, and no burst of encoder threads
+        # competing with other users' runs on a small server.
+        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1,
+                                ffmpeg_params=["-preset", "veryfast", "-threads", "1"]) as writer:
             for f in frames:
                 h, w = f.shape[:2]
                 writer.append_data(f[: h - h % 2, : w - w % 2])

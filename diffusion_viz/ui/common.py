@@ -15,11 +15,31 @@ log = logging.getLogger("diffusion_viz.app")
 GENERIC = "Something went wrong on the server. Please try again, or change a setting."
 
 
+OUT_OF_MEMORY = ("The server ran out of memory for this run (other people may be using it too). "
+                 "Try fewer steps, a smaller model, or try again in a moment.")
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    """MemoryError or torch's (CUDA/MPS) out-of-memory error; frees cached GPU memory for the next run."""
+    oom = isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+    if oom:
+        import sys
+
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return oom
+
+
 def _to_gr_error(exc: Exception) -> gr.Error:
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, DiffusionVizError):
         return gr.Error(html.escape(str(exc)), title="Please check", print_exception=False)
+    if _out_of_memory(exc):
+        log.warning("Out of memory in a handler: %s", exc)
+        return gr.Error(OUT_OF_MEMORY, title="Out of memory", print_exception=False)
     log.exception("Unexpected error in a handler")
     return gr.Error(GENERIC, title="Oops", print_exception=False)
 

@@ -276,27 +276,39 @@ def column_title(c: dict) -> str:
     return title + (f" · guidance {c['guidance']:g}" if c["guidance"] != 1.0 else "")
 
 
-def run_compare(prompt: str, seed, model_name: str, columns) -> tuple[list[Trajectory], list[dict], dict]:
-    """Same prompt and seed, one run per column. Returns trajectories, player columns and a summary."""
+def run_compare(prompt: str, seed, model_name: str, columns,
+                should_stop: Callable[[], bool] | None = None) -> tuple[list[Trajectory], list[dict], dict]:
+    """Same prompt and seed, one run per column. Returns trajectories, player columns and a summary.
+
+    The columns run in lockstep (``compare.iter_columns``): one model call per prompt per step for all
+    of them. Same summary and final pictures as separate runs; batching changes float rounding only
+    (~1e-5), so a rare intermediate frame's PNG may differ by one colour level. A column's "seconds"
+    is when it finished.
+    """
+    from ..compare import iter_columns
+
     columns = check_columns(columns)
     model = load_model(model_name)
     to_rgb, _ = display_functions(model)
-    trajs, player_cols, summary = [], [], {"prompt": prompt, "seed": seed, "model": model_name, "columns": []}
-    for c in columns:
-        settings = make_settings(prompt, c["steps"], seed, c["guidance"], c["scheduler"], c["schedule"])
-        start = time.perf_counter()
-        traj = Trajectory(frames=[], final=None, settings=settings.__dict__)
-        for item in iter_frames(model, settings):
-            if isinstance(item, Frame):
-                traj.frames.append(item)
-            else:
-                traj.final = item
-        seconds = time.perf_counter() - start
-        trajs.append(traj)
+    settings_list = [make_settings(prompt, c["steps"], seed, c["guidance"], c["scheduler"], c["schedule"])
+                     for c in columns]
+    trajs = [Trajectory(frames=[], final=None, settings=s.__dict__) for s in settings_list]
+    seconds = [0.0] * len(columns)
+    start = time.perf_counter()
+    for k, item in iter_columns(model, settings_list, should_stop=should_stop):
+        if isinstance(item, Frame):
+            trajs[k].frames.append(item)
+        else:
+            trajs[k].final = item
+            seconds[k] = time.perf_counter() - start
+    if any(t.final is None for t in trajs):
+        raise InvalidInputError("The comparison was stopped before it finished.")
+    player_cols, summary = [], {"prompt": prompt, "seed": seed, "model": model_name, "columns": []}
+    for c, traj, sec in zip(columns, trajs, seconds):
         records = thin_frames([frame_record(f, model) for f in traj.frames])
         player_cols.append({"title": column_title(c), "frames": records,
                             "final": png_data_uri(to_rgb(traj.final))})
-        col = {**c, "frames": len(traj.frames), "seconds": round(seconds, 4),
+        col = {**c, "frames": len(traj.frames), "seconds": round(sec, 4),
                "log_snr": [frame_numbers(f)["log_snr"] for f in traj.frames]}
         if hasattr(model, "nearest"):
             col["nearest_training_image"] = model.dataset.label(model.nearest(traj.final)[0])

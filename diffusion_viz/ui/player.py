@@ -7,6 +7,8 @@ The component's value is a JSON payload (see ``logic.player_payload``):
                   "final": data-uri}]}
 
 "reset" starts a new run, "append" adds frames while sampling streams in, "full" replaces everything.
+A Stable Diffusion run also carries ``"run"``: its id on the server, which the "Decode this step with the
+VAE" button sends back together with the shown frame's ``index`` (``dvPlayers[id].run()``/``frameIndex()``).
 With several columns (Compare tab) one slider drives all of them by *fraction of the run*, so runs with
 different step counts stay aligned. ``window.dvPlayers[elem_id]`` exposes ``seek(i)`` and the recorded
 scrub latencies for the benchmark and the browser tests.
@@ -51,7 +53,8 @@ const reg = window.dvPlayers = window.dvPlayers || {};
 const watched = window.__dvWatched = window.__dvWatched || new WeakSet();
 const prev = reg[id];
 const S = prev ? prev.state :
-  {cols: [], panels: ['x_t', 'x0', 'eps'], total: 0, pos: 0, timer: null, lat: [], paint: [], live: false, inits: 0};
+  {cols: [], panels: ['x_t', 'x0', 'eps'], total: 0, pos: 0, timer: null, lat: [], paint: [], live: false, inits: 0,
+   run: ''};
 if (S.timer) { clearInterval(S.timer); S.timer = null; }
 S.inits += 1;
 const TITLES = __TITLES__;
@@ -136,6 +139,7 @@ function load(raw) {
     build();
   }
   S.total = d.total || 0;
+  if (d.mode !== 'append') S.run = d.run || '';  // a Stable Diffusion run's id, for decode-on-demand
   S.live = d.mode !== 'full';
   d.columns.forEach(c => preload(c.frames));
   show(S.live ? maxLen() - 1 : (d.start === 'end' ? maxLen() - 1 : 0));
@@ -150,7 +154,9 @@ root.addEventListener('click', (e) => {
 q('.dv-speed').addEventListener('change', () => { if (S.timer) { stop(); play(); } });
 reg[id] = {
   seek: show, play, stop, load, state: S,
-  frames: () => maxLen(), position: () => S.pos, playing: () => !!S.timer,
+  frames: () => maxLen(), position: () => S.pos, playing: () => !!S.timer, run: () => S.run || '',
+  frameIndex: () => { const c = S.cols[0]; const f = c && c.frames[Math.min(S.pos, c.frames.length - 1)];
+                      return f && f.index !== undefined ? f.index : S.pos; },
   latencies: () => S.lat.slice(), paints: () => S.paint.slice(), reset: () => { S.lat = []; S.paint = []; },
 };
 if (prev && S.cols.length) { build(); show(S.pos); } else { load(props.value); }

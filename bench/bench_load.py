@@ -1,0 +1,201 @@
+"""A classroom at once: 30 gradio_client users press Generate together against a launched app.
+
+    DIFFUSION_VIZ_THREADS=1 python bench/bench_load.py [--users 30] [--steps 50] [--timeout 180]
+
+Starts ``python app.py`` on 127.0.0.1 on a free port (its own process, so the users below do not
+share its interpreter), then:
+
+0. lesson start: all users press Generate with the same default settings at once (the first runs
+   are computed, the rest come from the result cache);
+1. cold: every user asks for a different seed (no cache can help: 30 real runs, queued on the
+   sampling workers), default model, 50 steps;
+2. cache hits: the same 30 requests again (same model, prompt, seed, steps, sampler, schedule,
+   guidance), served from the result cache.
+
+Prints completions, errors, p50/p95 latency (submit -> final result) for each phase, the highest queue
+position a user saw, and stops the app (its own process group only). Bounded: --users <= 100 and
+every phase gives up after --timeout seconds. Goal on the 2-core machine: 0 errors, p95 <= 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
+
+
+def start_app(port: int, timeout: float = 90) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "DIFFUSION_VIZ_HOST": "127.0.0.1", "DIFFUSION_VIZ_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                if resp.status == 200:
+                    print(f"app up in {time.monotonic() - start:.1f} s (pid {proc.pid})")
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    stop_app(proc)
+    raise TimeoutError("the app did not start")
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # the app we started, and only it
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) used so far by a process (Linux /proc), or by this one."""
+    if pid is None:
+        import resource
+
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def run_phase(name: str, clients, requests, timeout: float, server_pid: int | None = None) -> dict:
+    """Every user submits at the same moment (a barrier); returns latencies, errors, max queue rank."""
+    latencies, errors, ranks, pictures = [], [], [], []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(clients))
+    deadline = time.monotonic() + timeout
+
+    def user(client, args):
+        barrier.wait()
+        t0 = time.monotonic()
+        try:
+            job = client.submit(*args, api_name="/generate")
+            picture = None
+            while not job.done():
+                if picture is None and any(isinstance(o, (list, tuple)) and len(o) > 2 and isinstance(o[2], dict)
+                                           for o in job.outputs()):
+                    picture = time.monotonic() - t0  # the finished picture is on screen (GIF/MP4 follow)
+                if time.monotonic() > deadline:
+                    job.cancel()
+                    raise TimeoutError("no result before the phase's deadline")
+                status = job.status()
+                if status.rank is not None:
+                    with lock:
+                        ranks.append(status.rank)
+                time.sleep(0.25)
+            out = job.result()
+            assert out[2]["frames"] == args[1], "wrong number of frames"
+            with lock:
+                latencies.append(time.monotonic() - t0)
+                pictures.append(picture if picture is not None else latencies[-1])
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+            with lock:
+                errors.append(f"{type(exc).__name__}: {str(exc)[:120]}")
+
+    threads = [threading.Thread(target=user, args=(c, r), daemon=True) for c, r in zip(clients, requests)]
+    cpu0, own0 = cpu_seconds(server_pid), cpu_seconds(None)
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()) + 5)
+    wall = time.monotonic() - start
+    server_cpu, own_cpu = cpu_seconds(server_pid) - cpu0, cpu_seconds(None) - own0
+    print(f"\n{name}: {len(latencies)} completed, {len(errors)} errors, wall {wall:.1f} s")
+    print(f"  CPU: app {server_cpu:.1f} s, these {len(clients)} clients {own_cpu:.1f} s")
+    if latencies:
+        print(f"  latency p50 {pct(latencies, 0.5):.2f} s   p95 {pct(latencies, 0.95):.2f} s   "
+              f"max {max(latencies):.2f} s   mean {statistics.mean(latencies):.2f} s")
+        print(f"  time to the finished picture (before GIF/MP4) p50 {pct(pictures, 0.5):.2f} s   "
+              f"p95 {pct(pictures, 0.95):.2f} s")
+    if ranks:
+        print(f"  queue position shown to waiting users: up to {max(ranks) + 1} (gradio status rank)")
+    for e in sorted(set(errors))[:5]:
+        print(f"  error: {e}")
+    return {"latencies": latencies, "errors": errors, "wall": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="30 concurrent users against a launched app.")
+    parser.add_argument("--users", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--model", default="emoji-exact")
+    parser.add_argument("--timeout", type=float, default=180.0, help="per phase, seconds")
+    parser.add_argument("--url", help="use an app that is already running instead of starting one")
+    args = parser.parse_args()
+    users = max(1, min(args.users, 100))
+
+    from gradio_client import Client
+
+    proc, pid = None, None
+    if args.url:
+        url = args.url
+    else:
+        port = free_port()
+        proc = start_app(port)
+        pid = proc.pid
+        url = f"http://127.0.0.1:{port}/"
+    try:
+        # download_files=False: like a browser, a user fetches the GIF/MP4 only when clicking them.
+        clients = [Client(url, verbose=False, download_files=False) for _ in range(users)]
+        same = [("cat", args.steps, 0, 1.0, "ddim", "cosine", args.model)] * users
+        lesson = run_phase(f"lesson start ({users} users press Generate with the same default settings)",
+                           clients, same, args.timeout, pid)
+        requests = [("cat", args.steps, 1000 + k, 1.0, "ddim", "cosine", args.model) for k in range(users)]
+        cold = run_phase(f"cold ({users} users, {users} different seeds, {args.steps} steps, {args.model})",
+                         clients, requests, args.timeout, pid)
+        hits = run_phase(f"cache hits (the same {users} requests again)", clients, requests, args.timeout, pid)
+        single = []
+        for k in range(5):  # one user alone, a request the cache already holds
+            t0 = time.monotonic()
+            clients[0].predict(*requests[k], api_name="/generate")
+            single.append(time.monotonic() - t0)
+        print(f"\nsingle cache hit (one user alone, 5 requests): median {statistics.median(single) * 1000:.0f} ms")
+        for c in clients:
+            c.close()
+        errors = len(lesson["errors"]) + len(cold["errors"]) + len(hits["errors"])
+        ok = not errors and pct(lesson["latencies"], 0.95) <= 10
+        print(f"\nsummary: completions {len(lesson['latencies'])}+{len(cold['latencies'])}+{len(hits['latencies'])}"
+              f" of {3 * users}, errors {errors}; lesson start p50 {pct(lesson['latencies'], 0.5):.2f} s "
+              f"p95 {pct(lesson['latencies'], 0.95):.2f} s -> {'OK' if ok else 'over goal'} (goal: 0 errors, "
+              f"p95 <= 10 s); all-different cold p50 {pct(cold['latencies'], 0.5):.2f} s "
+              f"p95 {pct(cold['latencies'], 0.95):.2f} s; cache hits under load p50 {pct(hits['latencies'], 0.5):.2f} s"
+              f" p95 {pct(hits['latencies'], 0.95):.2f} s, alone {statistics.median(single) * 1000:.0f} ms")
+    finally:
+        if proc is not None:
+            stop_app(proc)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 import json
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,10 +29,10 @@ def client():
 
 def test_api_names_are_stable(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert {"/generate", "/forward_noise", "/forward_plots", "/compare"} <= names
+    assert {"/generate", "/downloads", "/forward_noise", "/forward_plots", "/compare"} <= names
 
 
-def test_generate_returns_player_image_summary_and_downloads(client):
+def test_generate_returns_player_image_summary_and_downloads_on_request(client):
     player, image, summary, cond, status, files = client.predict(
         "cat", 20, 0, 1.0, "ddim", "cosine", "emoji-exact", api_name="/generate")
     payload = json.loads(player)
@@ -42,7 +43,13 @@ def test_generate_returns_player_image_summary_and_downloads(client):
     assert summary["frames"] == 20 and summary["settings"]["seed"] == 0 and len(summary["steps"]) == 20
     assert summary["conditioning"]["matches"][0]["label"].endswith("cat")
     assert "cat" in cond and "Done" in status
-    assert sorted(f.rsplit(".", 1)[1] for f in files) == ["gif", "mp4"]
+    assert not files  # GIF/MP4 cost more than the run on a CPU: they are made on request
+    made = client.predict("cat", 20, 0, 1.0, "ddim", "cosine", "emoji-exact", api_name="/downloads")
+    assert sorted(f.rsplit(".", 1)[1] for f in made) == ["gif", "mp4"]
+    gif = Image.open(next(f for f in made if f.endswith(".gif")))
+    assert gif.n_frames >= 20  # one frame per step, then the result held
+    again = client.predict("cat", 20, 0, 1.0, "ddim", "cosine", "emoji-exact", api_name="/downloads")
+    assert [Path(f).read_bytes() for f in sorted(again)] == [Path(f).read_bytes() for f in sorted(made)]
 
 
 def test_generate_same_seed_same_picture_other_seed_other_picture(client):

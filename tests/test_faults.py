@@ -180,7 +180,9 @@ def test_two_users_get_only_their_own_frames_and_files(server):
     def user(prompt, seed):
         c = Client(server, verbose=False)
         try:
-            results[prompt] = c.predict(prompt, 30, seed, 1.0, "ddim", "cosine", "emoji-exact", api_name="/generate")
+            args = (prompt, 30, seed, 1.0, "ddim", "cosine", "emoji-exact")
+            results[prompt] = c.predict(*args, api_name="/generate")
+            results[prompt + " files"] = c.predict(*args, api_name="/downloads")
         finally:
             c.close()
     threads = [threading.Thread(target=user, args=a) for a in (("rocket", 1), ("pizza", 2))]
@@ -195,7 +197,9 @@ def test_two_users_get_only_their_own_frames_and_files(server):
     b = json.loads(pizza[0])["columns"][0]
     assert a["final"] != b["final"] and not set(f["x0"] for f in a["frames"]) & set(f["x0"] for f in b["frames"])
     assert not np.array_equal(np.asarray(Image.open(rocket[1])), np.asarray(Image.open(pizza[1])))
-    assert set(rocket[5]).isdisjoint(pizza[5])
+    rocket_files, pizza_files = results["rocket files"], results["pizza files"]
+    assert len(rocket_files) == len(pizza_files) == 2 and set(rocket_files).isdisjoint(pizza_files)
+    assert open(rocket_files[0], "rb").read() != open(pizza_files[0], "rb").read()
 
 
 def test_forward_state_is_per_session(server, tmp_path):

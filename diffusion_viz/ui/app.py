@@ -32,7 +32,7 @@ def warm_up(model_name: str = DEFAULT_MODEL) -> None:
         pass
 
 
-SAMPLING_HANDLERS = ("generate", "compare_ui", "compare", "sd_guidance")  # the expensive events: one pool
+SAMPLING_HANDLERS = ("generate", "make_downloads", "compare_ui", "compare", "sd_guidance")  # the expensive events: one pool
 
 
 @dataclass(frozen=True)

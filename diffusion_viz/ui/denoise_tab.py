@@ -7,6 +7,8 @@ finished run arrives once, so scrubbing afterwards never touches the server.
 from __future__ import annotations
 
 import random
+import shutil
+import tempfile
 import threading
 import time
 
@@ -16,7 +18,7 @@ import html
 
 from ..errors import DiffusionVizError, InvalidInputError
 from ..models.registry import DEFAULT_MODEL, MODELS
-from ..sampling import SCHEDULER_DESCRIPTIONS, SCHEDULERS
+from ..sampling import SCHEDULER_DESCRIPTIONS, SCHEDULERS, sample
 from ..schedules import SCHEDULE_DESCRIPTIONS, SCHEDULES
 from ..validation import MAX_SEED
 from . import explain, logic, sd_view
@@ -26,6 +28,7 @@ from .player import make_player, to_value
 
 QUICK_PROMPTS = ["dog", "rocket", "pizza", "tree"]
 MAX_RUN_SECONDS = 300  # a runaway run (1000 Heun steps on a big model) stops itself
+DOWNLOADS_KEEP_S = 600  # GIF/MP4 written outside the cache (it is off or full) are removed after this
 # Live counters for tests and the load benchmark: runs in progress and frames sampled so far. A run
 # that is cancelled (Stop, closed tab) is closed by gradio at its next yield and leaves "active".
 RUN_STATS = {"active": 0, "frames": 0, "runs": 0, "cache_hits": 0}
@@ -60,7 +63,7 @@ def generate(prompt, steps, seed, guidance, scheduler, schedule, model_name):
     """Sample and stream frames into the player; finally the full run, the image and a JSON summary.
 
     Outputs: player payload (JSON string), final image, summary (dict), conditioning (Markdown),
-    status (Markdown), downloads (GIF and MP4 paths).
+    status (Markdown), downloads (None: the GIF and MP4 come from /downloads, on request).
     """
     settings = logic.make_settings(prompt, steps, seed, guidance, scheduler, schedule)
     model = logic.load_model(model_name)
@@ -107,19 +110,32 @@ def generate(prompt, steps, seed, guidance, scheduler, schedule, model_name):
                      if nearest and nearest["rms"] < 0.05 else "")
                   + (" Steps show the cheap linear latent preview; the finished picture is the full VAE "
                      "decode." if sd else ""))
-        value = to_value(payload)
-        yield value, final_rgb, summary, cond_md, status + " Making the GIF and MP4…", gr.skip()
-        # The last yield is what API clients receive, so it repeats every output. The player value is
-        # the identical string, so the browser does not reload it.
-        tmp, out, files = RESULTS.new_directory(), None, []  # files stay while the run is cached
-        try:
-            files = list(logic.write_downloads(traj, model, tmp))
-            out = (value, final_rgb, summary, cond_md, status, files)
-            yield out
-        finally:
-            RESULTS.put(key, out, files, tmp)  # deletes tmp when out is None or does not fit
+        # GIF and MP4 are made only when asked (Make GIF / MP4): on a CPU they cost more than the run.
+        out = (to_value(payload), final_rgb, summary, cond_md, status, None)
+        RESULTS.put(key, out)
+        yield out
         return
     raise gr.Error("The run was stopped.", title="Stopped")
+
+
+@friendly
+def make_downloads(prompt, steps, seed, guidance, scheduler, schedule, model_name):
+    """GIF and MP4 of a run (x_t next to predicted x0), made on request. Runs are deterministic, so
+    the run is sampled again unless its files are still cached. Output: [GIF path, MP4 path]."""
+    settings = logic.make_settings(prompt, steps, seed, guidance, scheduler, schedule)
+    model = logic.load_model(model_name)
+    key = ("downloads", *run_key(model_name, settings))
+    cached = RESULTS.get(key)
+    if cached is not None:
+        return cached[0]
+    traj = sample(model, settings)
+    directory = RESULTS.new_directory()
+    files = list(logic.write_downloads(traj, model, directory))
+    if not RESULTS.put(key, (files,), files, directory):  # too big or caching is off: it removed them
+        directory = tempfile.mkdtemp(prefix="dv-downloads-")
+        files = list(logic.write_downloads(traj, model, directory))
+        threading.Timer(DOWNLOADS_KEEP_S, shutil.rmtree, (directory, True)).start()
+    return files
 
 
 # ---- Stable Diffusion extras: shown only for a model with a VAE and a tokenizer (duck-typed) ----------
@@ -282,8 +298,10 @@ def build():
                 final = gr.Image(label="Finished picture", type="numpy", interactive=False, height=160,
                                  elem_classes=["dv-pixelated", "dv-final"], elem_id="dv-final",
                                  buttons=["download"])
-                downloads = gr.File(label="Download the run (GIF / MP4)", file_count="multiple",
-                                    interactive=False, elem_id="dv-downloads", height=120)
+                with gr.Column():
+                    make_files = gr.Button("🎞 Make GIF / MP4 of this run", size="sm", elem_id="dv-make-files")
+                    downloads = gr.File(label="Download the run (GIF / MP4)", file_count="multiple",
+                                        interactive=False, elem_id="dv-downloads", height=120)
             with gr.Accordion("Numbers for every step (JSON, also what the API returns)", open=False):
                 summary = gr.JSON(label="Run summary", elem_id="dv-summary")
             with gr.Accordion("Prompt, guidance, seed, sampler, schedule: what they do", open=False):
@@ -304,6 +322,7 @@ def build():
         ev = b.click(lambda p=p: p, None, prompt, api_visibility="private", queue=False)
         events.append(ev.then(generate, inputs, outputs, api_visibility="private", concurrency_limit=2))
     stop.click(None, None, None, cancels=events, api_visibility="private")
+    make_files.click(make_downloads, inputs, downloads, api_name="downloads", concurrency_limit=2)
 
     # Descriptions follow the choice; a new model brings its own schedule.
     scheduler.change(lambda n: gr.update(info=SCHEDULER_DESCRIPTIONS.get(n, "")), scheduler, scheduler,

@@ -41,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "file (the env var DIFFUSION_VIZ_MODEL sets the app's)")
     r.add_argument("--out", default="diffusion.gif", help="output file: .gif, .mp4 or .png")
     r.add_argument("--fps", type=int, default=12, help="frames per second for GIF/MP4")
+    tr = sub.add_parser(
+        "train",
+        help="train (or resume, or export) the tiny emoji UNet",
+        description="Train the text-conditioned emoji UNet from a JSON config; resumes from the run "
+        "folder's checkpoint. --export writes its EMA weights for the app.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    from .train import add_arguments
+
+    add_arguments(tr)
     return parser
 
 
@@ -86,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "render":
             print(f"wrote {render(args)}")
+        elif args.command == "train":
+            from .train import run
+
+            return run(args)
     except DiffusionVizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

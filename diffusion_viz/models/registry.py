@@ -25,6 +25,12 @@ def _exact(size: int):
     return load
 
 
+def _emoji_unet():
+    from .emoji_unet import emoji_unet_model
+
+    return emoji_unet_model()
+
+
 MODELS: dict[str, ModelInfo] = {
     "emoji-exact": ModelInfo(
         "emoji-exact",
@@ -37,6 +43,13 @@ MODELS: dict[str, ModelInfo] = {
         "The same exact denoiser at 32x32: bigger pixels, 4x faster.",
         "cosine",
         _exact(32),
+    ),
+    "emoji-unet": ModelInfo(
+        "emoji-unet",
+        "A tiny neural UNet (1.6M weights) trained on the same emoji at 32x32: it generalizes (smooths "
+        "and mixes) where the exact model memorizes. Runs live on a CPU.",
+        "cosine",
+        _emoji_unet,
     ),
 }
 

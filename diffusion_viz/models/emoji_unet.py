@@ -1,0 +1,130 @@
+"""emoji-unet: a tiny text-conditioned UNet trained on the emoji set (see diffusion_viz/train.py).
+
+The contrast with the exact denoiser is the lesson: the exact model can only return training emoji
+(it memorizes); this network has ~1.6M weights for 1,361 pictures, so it has to smooth and mix.
+
+Weights: assets/emoji_unet/model.safetensors (fp16 on disk, run in float32 on the CPU).
+Prompts become MiniLM token vectors (the same encoder and padding as in training).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import ASSETS, load_emoji
+from ..errors import ModelLoadError
+from ..validation import check_prompt
+
+ASSET_DIR = ASSETS / "emoji_unet"
+
+
+@dataclass(frozen=True)
+class UNetConditioning:
+    prompt: str
+    hidden: torch.Tensor  # (1, L, 384) MiniLM token vectors
+    mask: torch.Tensor  # (1, L) bool, True for real tokens
+
+
+class EmojiUNetDenoiser:
+    """The Denoiser protocol over a diffusers UNet2DConditionModel."""
+
+    def __init__(self, unet, meta: dict):
+        self.unet = unet.eval().requires_grad_(False)
+        self.meta = meta
+        self.prediction_type = meta["prediction_type"]
+        self.max_tokens = int(meta["max_tokens"])
+        size = int(meta["unet"]["sample_size"])
+        self.sample_shape = (3, size, size)
+
+    @classmethod
+    def from_dir(cls, path: Path = ASSET_DIR) -> "EmojiUNetDenoiser":
+        from safetensors.torch import load_file
+
+        from ..train import build_unet
+
+        path = Path(path)
+        if not (path / "model.safetensors").exists():
+            raise ModelLoadError(f"Missing {path / 'model.safetensors'}; train and export with `diffusion-viz train`.")
+        meta = json.loads((path / "config.json").read_text())
+        unet = build_unet(meta["unet"])
+        weights = {k: v.float() for k, v in load_file(path / "model.safetensors").items()}
+        unet.load_state_dict(weights)
+        return cls(unet, meta)
+
+    @property
+    def steps_trained(self) -> int:
+        return int(self.meta.get("step", 0))
+
+    @functools.lru_cache(maxsize=256)
+    def encode_prompt(self, prompt: str) -> UNetConditioning:
+        """Token vectors of the prompt, padded as in training. The empty prompt is the unconditional one."""
+        from ..train import token_embeddings
+
+        prompt = check_prompt(prompt)
+        hidden, mask = token_embeddings([prompt], self.max_tokens)
+        return UNetConditioning(prompt, hidden, mask)
+
+    @torch.no_grad()
+    def predict(self, x_t: torch.Tensor, t: float, alpha_bar: float, cond: UNetConditioning) -> torch.Tensor:
+        b = x_t.shape[0]
+        return self.unet(x_t.float(), torch.tensor(float(t)), encoder_hidden_states=cond.hidden.expand(b, -1, -1),
+                         encoder_attention_mask=cond.mask.expand(b, -1)).sample
+
+    @torch.no_grad()
+    def predict_pair(self, x_t, t, alpha_bar, uncond: UNetConditioning, cond: UNetConditioning):
+        """Unconditional and conditional predictions as one batch of two: half the calls with guidance."""
+        out = self.unet(torch.cat([x_t, x_t]).float(), torch.tensor(float(t)),
+                        encoder_hidden_states=torch.cat([uncond.hidden, cond.hidden]),
+                        encoder_attention_mask=torch.cat([uncond.mask, cond.mask])).sample
+        return out[:1], out[1:]
+
+    def nearest(self, image: np.ndarray) -> tuple[int, float]:
+        """The closest training emoji (index, RMS distance in [-1, 1] pixels) at this model's resolution."""
+        from .emoji_exact import exact_emoji_model
+
+        return exact_emoji_model(self.sample_shape[-1]).nearest(image)
+
+
+@functools.lru_cache(maxsize=1)
+def emoji_unet_model() -> EmojiUNetDenoiser:
+    """One shared instance per process."""
+    return EmojiUNetDenoiser.from_dir(ASSET_DIR)
+
+
+def nearest_label(image: np.ndarray) -> tuple[int, str, float]:
+    """The closest training emoji to a (3, S, S) image: (index, '<emoji> <name>', RMS distance)."""
+    from .emoji_exact import exact_emoji_model
+
+    size = image.shape[-1]
+    i, d = exact_emoji_model(size).nearest(image)
+    return i, load_emoji(size).label(i), d
+
+
+def memorize_vs_generalize(prompt: str, seed: int = 0, steps: int = 50, guidance: float = 3.0,
+                           scheduler: str = "ddim") -> list[dict]:
+    """Same prompt, same seed, same sampler: the exact denoiser (32 px) next to the UNet.
+
+    Each result comes with its nearest training emoji and the distance to it: ~0 for the exact model
+    (a copy), clearly above 0 for the UNet (something new, or a blurred mix). The exact model runs
+    without guidance: its prompt prior is already sharp, and guidance on an exact posterior only
+    over-sharpens it.
+    """
+    from .emoji_exact import exact_emoji_model
+    from ..sampling import SampleSettings, sample
+
+    results = []
+    for name, model, g in (("emoji-exact-32", exact_emoji_model(32), 1.0),
+                           ("emoji-unet", emoji_unet_model(), guidance)):
+        settings = SampleSettings(prompt=prompt, steps=steps, scheduler=scheduler, schedule="cosine",
+                                  guidance=g, seed=seed)
+        final = sample(model, settings).final
+        index, label, distance = nearest_label(final)
+        results.append(dict(model=name, image=final, nearest_index=index, nearest=label,
+                            nearest_rms=distance, guidance=g))
+    return results

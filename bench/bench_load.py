@@ -21,58 +21,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from app_process import free_port, start_app, stop_app  # noqa: E402
 
 
 def pct(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
-
-
-def start_app(port: int, timeout: float = 90) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "DIFFUSION_VIZ_HOST": "127.0.0.1", "DIFFUSION_VIZ_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
-                if resp.status == 200:
-                    print(f"app up in {time.monotonic() - start:.1f} s (pid {proc.pid})")
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    stop_app(proc)
-    raise TimeoutError("the app did not start")
-
-
-def stop_app(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)  # the app we started, and only it
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -163,7 +126,8 @@ def main() -> None:
         url = args.url
     else:
         port = free_port()
-        proc = start_app(port)
+        proc, seconds = start_app(port)
+        print(f"app up in {seconds:.1f} s (pid {proc.pid})")
         pid = proc.pid
         url = f"http://127.0.0.1:{port}/"
     try:

@@ -9,51 +9,20 @@ the first 200, and stops the process (its own pid only). Prints each time and th
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from app_process import free_port, start_app, stop_app  # noqa: E402
 
 
 def time_to_page(timeout: float) -> float:
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "DIFFUSION_VIZ_HOST": "127.0.0.1", "DIFFUSION_VIZ_PORT": str(port)}
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        while time.perf_counter() - start < timeout:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with code {proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
-                    if resp.status == 200:
-                        return time.perf_counter() - start
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"no page after {timeout} s")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the process group of the app we started, nothing else
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    proc, seconds = start_app(free_port(), timeout)
+    stop_app(proc)
+    return seconds
 
 
 def main() -> None:

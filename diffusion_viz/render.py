@@ -8,14 +8,14 @@ nearest-neighbour so every pixel stays a crisp square on a projector.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import InvalidInputError
 from .forward import to_pixels
-from .sampling import Frame, Trajectory
+from .sampling import Trajectory
 
 NOISE_DISPLAY_SCALE = 1.0 / 3.0
 
@@ -35,12 +35,6 @@ def noise_to_rgb(eps: np.ndarray) -> np.ndarray:
 def upscale(rgb: np.ndarray, size: int) -> Image.Image:
     """Nearest-neighbour upscale to size x size: pixels stay visible as squares."""
     return Image.fromarray(rgb).resize((size, size), Image.NEAREST)
-
-
-def frame_panels(frame: Frame, to_rgb: Callable = image_to_rgb) -> dict[str, np.ndarray]:
-    """The three pictures of a step: what the model sees, what it thinks the picture is, its noise guess."""
-    noise = noise_to_rgb if to_rgb is image_to_rgb else to_rgb
-    return {"x_t": to_rgb(frame.x_t), "x0": to_rgb(frame.x0), "eps": noise(frame.eps)}
 
 
 def _font(size: int):
@@ -122,10 +116,3 @@ def write_output(traj: Trajectory, path: str | Path, to_rgb: Callable = image_to
                 writer.append_data(f[: h - h % 2, : w - w % 2])
     return path
 
-
-def grid(images: Sequence[np.ndarray], columns: int, cell: int) -> Image.Image:
-    rows = (len(images) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * cell, rows * cell), "white")
-    for k, rgb in enumerate(images):
-        sheet.paste(upscale(rgb, cell), ((k % columns) * cell, (k // columns) * cell))
-    return sheet

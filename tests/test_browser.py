@@ -8,9 +8,7 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [

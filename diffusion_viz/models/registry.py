@@ -82,10 +82,6 @@ _register_stable_diffusion()
 DEFAULT_MODEL = "emoji-exact"
 
 
-def model_names() -> list[str]:
-    return list(MODELS)
-
-
 def get_model(name: str = DEFAULT_MODEL):
     if name not in MODELS:
         from .sd_loading import looks_like_checkpoint

@@ -48,9 +48,3 @@ def embed_texts(texts: list[str], batch_size: int = 256) -> np.ndarray:
         chunks.append(torch.nn.functional.normalize(mean, dim=-1))
     return torch.cat(chunks).numpy().astype(np.float32)
 
-
-@torch.no_grad()
-def token_strings(text: str) -> list[str]:
-    """The word pieces the encoder actually reads, to show students what the model sees."""
-    tokenizer, _ = _load()
-    return tokenizer.tokenize(text)

@@ -91,7 +91,7 @@ def conditioning_markdown(info: dict) -> str:
         return (f"**What “{info['prompt']}” points to** (the model's prior over its emoji):\n\n"
                 f"| emoji | weight |\n|---|---|\n{rows}")
     if info["kind"] == "tokens":
-        return (f"**The tokens the text encoder reads:** " + " · ".join(f"`{t}`" for t in info["tokens"]))
+        return ("**The tokens the text encoder reads:** " + " · ".join(f"`{t}`" for t in info["tokens"]))
     return ""
 
 

@@ -97,17 +97,16 @@ def bench_browser(url):
         page.evaluate("""() => document.addEventListener('click', (e) => {
             if (e.target.closest('#dv-generate')) window.__dvClick = performance.now(); }, true)""")
         first = []
-        for k in range(6):
+        for k in range(11):
             # a new seed each time: the same settings would be replayed from the result cache at once
             page.fill("#dv-seed input", str(1000 + k))
             page.wait_for_timeout(1500)  # a user looks at the last result before clicking again
+            shown = page.evaluate("window.dvPlayers['dv-player'].shownAt().length")
             page.click("#dv-generate")
-            # first frame = the player's step counter shows a new run with >= 1 frame
-            page.wait_for_function("window.dvPlayers && window.dvPlayers['dv-player'] && "
-                                   "window.dvPlayers['dv-player'].state.live && window.dvPlayers['dv-player'].frames() > 0"
-                                   " && (window.__dvFirst = window.__dvFirst || performance.now())", polling="raf")
-            first.append(page.evaluate("window.__dvFirst - window.__dvClick"))
-            page.evaluate("window.__dvFirst = 0")
+            # first frame = the player put up the first picture of a new run (it records the moment itself:
+            # polling for it could miss a run that streams in and finishes between two animation frames)
+            page.wait_for_function(f"window.dvPlayers['dv-player'].shownAt().length > {shown}")
+            first.append(page.evaluate(f"window.dvPlayers['dv-player'].shownAt()[{shown}] - window.__dvClick"))
             page.wait_for_function("!window.dvPlayers['dv-player'].state.live && "
                                    "document.querySelector('#dv-status').innerText.startsWith('Done') && "
                                    "!document.querySelector('#dv-status').innerText.includes('Making')", timeout=30_000)

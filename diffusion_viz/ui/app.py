@@ -129,7 +129,11 @@ def launch_kwargs() -> dict:
     """
     # show_error: gradio's own input checks (a number sent as text...) reach the user as their message
     # instead of "the app raised an exception"; handlers' own errors are already friendly gr.Errors.
-    return dict(css=theme.CSS, js=theme.HEAD_JS, theme=gr.themes.Soft(), show_error=True,
+    # run_history off: gradio would copy every streamed update (megabytes of frames) into the browser's
+    # localStorage, JSON-encoding the whole history again on each message. That stalled the page for
+    # 0.3-0.7 s per run and grew with every run; on a shared classroom computer it would also keep
+    # one pupil's runs for the next.
+    return dict(css=theme.CSS, js=theme.HEAD_JS, theme=gr.themes.Soft(), show_error=True, run_history=False,
                 allowed_paths=[str(logic.EXAMPLES_DIR)],
                 max_file_size=f"{_env_int('DIFFUSION_VIZ_MAX_UPLOAD_MB', 10)}mb")
 

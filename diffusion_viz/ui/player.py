@@ -54,7 +54,7 @@ const watched = window.__dvWatched = window.__dvWatched || new WeakSet();
 const prev = reg[id];
 const S = prev ? prev.state :
   {cols: [], panels: ['x_t', 'x0', 'eps'], total: 0, pos: 0, timer: null, lat: [], paint: [], live: false, inits: 0,
-   run: ''};
+   run: '', shown: []};
 if (S.timer) { clearInterval(S.timer); S.timer = null; }
 S.inits += 1;
 const TITLES = __TITLES__;
@@ -143,6 +143,8 @@ function load(raw) {
   S.live = d.mode !== 'full';
   d.columns.forEach(c => preload(c.frames));
   show(S.live ? maxLen() - 1 : (d.start === 'end' ? maxLen() - 1 : 0));
+  // a new run's first picture: note when the browser is about to paint it (for the benchmark)
+  if (d.mode !== 'append' && maxLen() > 0) requestAnimationFrame(() => S.shown.push(performance.now()));
 }
 q('.dv-slider').addEventListener('input', (e) => { stop(); show(Number(e.target.value)); });
 root.addEventListener('click', (e) => {
@@ -157,6 +159,7 @@ reg[id] = {
   frames: () => maxLen(), position: () => S.pos, playing: () => !!S.timer, run: () => S.run || '',
   frameIndex: () => { const c = S.cols[0]; const f = c && c.frames[Math.min(S.pos, c.frames.length - 1)];
                       return f && f.index !== undefined ? f.index : S.pos; },
+  shownAt: () => S.shown.slice(),  // when each run's first frame appeared (performance.now(), for the benchmark)
   latencies: () => S.lat.slice(), paints: () => S.paint.slice(), reset: () => { S.lat = []; S.paint = []; },
 };
 if (prev && S.cols.length) { build(); show(S.pos); } else { load(props.value); }

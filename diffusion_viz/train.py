@@ -14,6 +14,12 @@ Choices (and why):
   name, precomputed once; during training the prompt is dropped to the empty prompt with probability
   `cond_drop` so the same network also predicts unconditionally (classifier-free guidance).
 - augmentation: horizontal flips and small shifts padded with white (+1), the emoji background.
+- pooled conditioning (optional, `pooled_conditioning`): the prompt's sentence vector (masked mean of
+  the token vectors, unit length: how all-MiniLM-L6-v2 makes sentence embeddings) is projected and
+  added to the timestep embedding, so every ResNet block sees the prompt (as SDXL does with its pooled
+  text embedding). Cross-attention alone, at 8x8 only, learned "which emoji" slowly.
+- warm start (optional, `init_from`): begin from another run's checkpoint; layers it lacks start at
+  zero output, so step 0 computes exactly what that checkpoint computed.
 - EMA of the weights is what gets exported: it samples better than the raw weights after short training.
 """
 
@@ -59,6 +65,8 @@ class TrainConfig:
     flip: bool = True
     seed: int = 0
     num_emoji: int = 0  # train on the first num_emoji only (0 = all): for fast tests
+    pooled_conditioning: bool = False  # also add the sentence vector to the timestep embedding
+    init_from: str = ""  # checkpoint.pt of an earlier run to start from (a second training stage)
     log_every: int = 50
     sample_every: int = 1000
     checkpoint_minutes: float = 3.0
@@ -82,6 +90,8 @@ class TrainConfig:
             down_block_types=list(self.down_block_types), up_block_types=list(self.up_block_types),
             layers_per_block=self.layers_per_block, cross_attention_dim=384,
             attention_head_dim=self.attention_head_dim, norm_num_groups=self.norm_num_groups,
+            **({"class_embed_type": "projection", "projection_class_embeddings_input_dim": 384}
+               if self.pooled_conditioning else {}),
         )
 
 
@@ -102,6 +112,12 @@ def token_embeddings(texts: list[str], max_tokens: int = MAX_TOKENS) -> tuple[to
     hidden = torch.cat([model(**{k: v[i:i + 256] for k, v in batch.items()}).last_hidden_state
                         for i in range(0, len(texts), 256)])
     return hidden.float(), batch["attention_mask"].bool()
+
+
+def sentence_vectors(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean of the token vectors, scaled to unit length: MiniLM's own sentence embedding."""
+    m = mask[..., None].to(hidden.dtype)
+    return F.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
 
 
 def cached_name_tokens(names: list[str], cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,8 +169,10 @@ def sample_batch(unet, cfg: TrainConfig, hidden, mask, uncond_hidden, uncond_mas
     x = torch.randn((b, 3, cfg.size, cfg.size), generator=g)
     enc = torch.cat([uncond_hidden.expand(b, -1, -1), hidden])
     m = torch.cat([uncond_mask.expand(b, -1), mask])
+    pooled = sentence_vectors(enc, m) if cfg.pooled_conditioning else None
     for t in sched.timesteps:
-        out = unet(torch.cat([x, x]), t, encoder_hidden_states=enc, encoder_attention_mask=m).sample
+        out = unet(torch.cat([x, x]), t, encoder_hidden_states=enc, encoder_attention_mask=m,
+                   class_labels=pooled).sample
         out_u, out_c = out.chunk(2)
         x = sched.step(out_u + guidance * (out_c - out_u), t, x).prev_sample
     return x.clamp(-1, 1)
@@ -241,8 +259,11 @@ def train(cfg: TrainConfig, out_dir, max_minutes: float | None = None, device: s
     n = len(names)  # row n is the empty prompt
     abar = torch.tensor(get_schedule(cfg.schedule).alphas_cumprod, dtype=torch.float32, device=device)
 
+    pooled = sentence_vectors(hidden, mask) if cfg.pooled_conditioning else None
     unet = build_unet(cfg.unet_config()).to(device)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
+    if cfg.init_from and not (out / "checkpoint.pt").exists():
+        warm_start(unet, ema, Path(cfg.init_from), device, verbose)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)  # data order, augmentation, noise: one CPU stream
     step, elapsed = 0, 0.0
@@ -291,7 +312,8 @@ def train(cfg: TrainConfig, out_dir, max_minutes: float | None = None, device: s
 
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        pred = unet(x_t, t, encoder_hidden_states=hidden[cond], encoder_attention_mask=mask[cond]).sample
+        pred = unet(x_t, t, encoder_hidden_states=hidden[cond], encoder_attention_mask=mask[cond],
+                    class_labels=None if pooled is None else pooled[cond]).sample
         loss = F.mse_loss(pred, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -321,6 +343,21 @@ def train(cfg: TrainConfig, out_dir, max_minutes: float | None = None, device: s
     checkpoint()
     log.close()
     return {"step": step, "losses": losses, "elapsed_s": elapsed}
+
+
+def warm_start(unet, ema, ckpt_path: Path, device, verbose: bool = True) -> None:
+    """Load an earlier run's weights (raw into unet, EMA into ema). Layers the earlier run did not have
+    (the pooled-conditioning projection) get a zero output layer, so nothing changes until they learn."""
+    ckpt = torch.load(ckpt_path, weights_only=False, map_location=device)
+    for net, key in ((unet, "model"), (ema, "ema")):
+        missing, unexpected = net.load_state_dict(ckpt[key], strict=False)
+        if unexpected or any(not k.startswith("class_embedding.") for k in missing):
+            raise ValueError(f"{ckpt_path} does not fit this architecture: missing {missing}, unexpected {unexpected}")
+        if net.class_embedding is not None:
+            torch.nn.init.zeros_(net.class_embedding.linear_2.weight)
+            torch.nn.init.zeros_(net.class_embedding.linear_2.bias)
+    if verbose:
+        print(f"warm start from {ckpt_path} (step {ckpt['step']})")
 
 
 def write_samples(ema, cfg: TrainConfig, names, hidden, mask, path: Path, device="cpu") -> None:

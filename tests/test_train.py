@@ -60,3 +60,56 @@ def test_export_round_trip(run, tmp_path):
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     cond = loaded.encode_prompt("cat face")
     assert torch.equal(loaded.predict(x, 500.0, 0.5, cond), expected.predict(x, 500.0, 0.5, cond))
+
+
+def test_warm_start_with_pooled_conditioning_changes_nothing_at_step_0(run, tmp_path):
+    """A second stage that adds the pooled sentence vector starts as exactly the first stage's model."""
+    cfg, out, _ = run
+    stage2 = TrainConfig.load(CONFIG)
+    stage2.pooled_conditioning, stage2.init_from, stage2.max_steps = True, str(out / "checkpoint.pt"), 2
+    from diffusion_viz.train import warm_start
+
+    first = build_unet(cfg.unet_config())
+    first.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=False)["model"])
+    second, second_ema = build_unet(stage2.unet_config()), build_unet(stage2.unet_config())
+    assert second.class_embedding is not None and first.class_embedding is None
+    warm_start(second, second_ema, out / "checkpoint.pt", "cpu", verbose=False)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    hidden = torch.randn(2, 20, 384, generator=torch.Generator().manual_seed(2))
+    pooled = torch.randn(2, 384, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a = first(x, 300, encoder_hidden_states=hidden).sample
+        b = second(x, 300, encoder_hidden_states=hidden, class_labels=pooled).sample
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+    summary = train(stage2, tmp_path / "stage2", verbose=False)  # and it trains, sentence vector included
+    assert summary["step"] == 2 and np.isfinite(summary["losses"]).all()
+    export(tmp_path / "stage2", tmp_path / "exported")
+    model = EmojiUNetDenoiser.from_dir(tmp_path / "exported")
+    cond = model.encode_prompt("cat face")
+    assert cond.pooled.shape == (1, 384) and abs(float(cond.pooled.norm()) - 1) < 1e-5
+    p1 = model.predict(x[:1], 500.0, 0.5, cond)
+    p2 = model.predict(x[:1], 500.0, 0.5, model.encode_prompt("rocket"))
+    assert not torch.equal(p1, p2)
+
+
+def test_warm_start_refuses_a_different_architecture(run, tmp_path):
+    _, out, _ = run
+    from diffusion_viz.train import warm_start
+
+    other = TrainConfig.load(CONFIG)
+    other.block_out_channels = (16, 16)
+    with pytest.raises((ValueError, RuntimeError)):
+        warm_start(build_unet(other.unet_config()), build_unet(other.unet_config()), out / "checkpoint.pt", "cpu",
+                   verbose=False)
+
+
+def test_max_minutes_stops_and_checkpoints(tmp_path):
+    """--max-minutes ends a run early with a checkpoint that a later run resumes from."""
+    cfg = TrainConfig.load(CONFIG)
+    cfg.max_steps, cfg.sample_every = 10_000, 0
+    summary = train(cfg, tmp_path, max_minutes=0.05, verbose=False)  # 3 seconds
+    assert 0 < summary["step"] < cfg.max_steps
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == summary["step"]
+    cfg.max_steps = summary["step"] + 1
+    assert train(cfg, tmp_path, verbose=False)["step"] == summary["step"] + 1

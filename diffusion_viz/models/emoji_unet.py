@@ -29,6 +29,7 @@ class UNetConditioning:
     prompt: str
     hidden: torch.Tensor  # (1, L, 384) MiniLM token vectors
     mask: torch.Tensor  # (1, L) bool, True for real tokens
+    pooled: torch.Tensor | None = None  # (1, 384) sentence vector, for models trained with it
 
 
 class EmojiUNetDenoiser:
@@ -64,24 +65,27 @@ class EmojiUNetDenoiser:
     @functools.lru_cache(maxsize=256)
     def encode_prompt(self, prompt: str) -> UNetConditioning:
         """Token vectors of the prompt, padded as in training. The empty prompt is the unconditional one."""
-        from ..train import token_embeddings
+        from ..train import sentence_vectors, token_embeddings
 
         prompt = check_prompt(prompt)
         hidden, mask = token_embeddings([prompt], self.max_tokens)
-        return UNetConditioning(prompt, hidden, mask)
+        pooled = sentence_vectors(hidden, mask) if self.unet.config.class_embed_type == "projection" else None
+        return UNetConditioning(prompt, hidden, mask, pooled)
 
     @torch.no_grad()
     def predict(self, x_t: torch.Tensor, t: float, alpha_bar: float, cond: UNetConditioning) -> torch.Tensor:
         b = x_t.shape[0]
+        pooled = None if cond.pooled is None else cond.pooled.expand(b, -1)
         return self.unet(x_t.float(), torch.tensor(float(t)), encoder_hidden_states=cond.hidden.expand(b, -1, -1),
-                         encoder_attention_mask=cond.mask.expand(b, -1)).sample
+                         encoder_attention_mask=cond.mask.expand(b, -1), class_labels=pooled).sample
 
     @torch.no_grad()
     def predict_pair(self, x_t, t, alpha_bar, uncond: UNetConditioning, cond: UNetConditioning):
         """Unconditional and conditional predictions as one batch of two: half the calls with guidance."""
         out = self.unet(torch.cat([x_t, x_t]).float(), torch.tensor(float(t)),
                         encoder_hidden_states=torch.cat([uncond.hidden, cond.hidden]),
-                        encoder_attention_mask=torch.cat([uncond.mask, cond.mask])).sample
+                        encoder_attention_mask=torch.cat([uncond.mask, cond.mask]),
+                        class_labels=None if cond.pooled is None else torch.cat([uncond.pooled, cond.pooled])).sample
         return out[:1], out[1:]
 
     def nearest(self, image: np.ndarray) -> tuple[int, float]:

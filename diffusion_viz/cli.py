@@ -1,4 +1,5 @@
-"""The ``diffusion-viz`` command: render a denoising run to a GIF, MP4 or PNG contact sheet."""
+"""The ``diffusion-viz`` command: render a denoising run to a GIF, MP4 or PNG contact sheet; put the
+exact denoiser next to the trained UNet (``memorize``); train the UNet."""
 
 from __future__ import annotations
 
@@ -41,6 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "file (the env var DIFFUSION_VIZ_MODEL sets the app's)")
     r.add_argument("--out", default="diffusion.gif", help="output file: .gif, .mp4 or .png")
     r.add_argument("--fps", type=int, default=12, help="frames per second for GIF/MP4")
+    m = sub.add_parser(
+        "memorize",
+        help="memorize vs generalize: the exact denoiser next to the trained UNet, as a PNG",
+        description="Same prompt, seed and sampler for the exact emoji denoiser (it can only give back "
+        "training emoji) and the small trained UNet (it makes new, blurry mixes). Writes one PNG, a row per "
+        "prompt: exact sample | its nearest training emoji | UNet sample | its nearest training emoji.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    from .memorize import SHEET_PROMPTS
+
+    m.add_argument("prompts", nargs="*", default=SHEET_PROMPTS, help="one or more prompts, e.g. \"cat face\" rocket")
+    m.add_argument("--seed", type=int, default=0, help="random seed: same seed, same static for both models")
+    m.add_argument("--steps", type=int, default=50, help="DDIM steps, 1..200")
+    m.add_argument("--guidance", type=float, default=3.0,
+                   help="classifier-free guidance for the UNet (the exact model needs none)")
+    m.add_argument("--out", default="memorize_vs_generalize.png", help="output PNG")
     tr = sub.add_parser(
         "train",
         help="train (or resume, or export) the tiny emoji UNet",
@@ -91,6 +108,20 @@ def render(args) -> str:
     return str(path)
 
 
+def memorize(args) -> str:
+    from .memorize import check_out, run_many, write_sheet
+    from .runtime import configure_torch_threads
+
+    check_out(args.out)  # before the sampling, not after it
+    configure_torch_threads()
+    rows = run_many(args.prompts, seed=args.seed, steps=args.steps, guidance=args.guidance)
+    for prompt, results in rows:
+        for r in results:
+            print(f"{prompt!r}, {r['model']}: nearest {r['nearest']} (RMS {r['nearest_rms']:.3f}): "
+                  f"{'a copy' if r['copy'] else 'new picture'}")
+    return str(write_sheet(rows, args.out))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -100,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             from .train import run
 
             return run(args)
+        elif args.command == "memorize":
+            print(f"wrote {memorize(args)}")
     except DiffusionVizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

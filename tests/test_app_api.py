@@ -29,7 +29,7 @@ def client():
 
 def test_api_names_are_stable(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert {"/generate", "/downloads", "/forward_noise", "/forward_plots", "/compare"} <= names
+    assert {"/generate", "/downloads", "/forward_noise", "/forward_plots", "/compare", "/memorize"} <= names
 
 
 def test_generate_returns_player_image_summary_and_downloads_on_request(client):
@@ -156,3 +156,32 @@ def test_compare_bad_columns_give_a_message(client):
     with pytest.raises(AppError) as err:
         client.predict("cat", 0, "no-such-model", [{"steps": 5}], api_name="/compare")
     assert "model" in str(err.value).lower()
+
+
+def test_memorize_exact_copies_unet_generalizes(client):
+    out = client.predict("rocket", 0, 20, 3.0, api_name="/memorize")
+    assert (out["prompt"], out["seed"], out["steps"]) == ("rocket", 0, 20)
+    exact, unet = out["models"]
+    assert exact["model"] == "emoji-exact-32" and exact["copy"] and exact["nearest_rms"] < 1e-3
+    assert exact["nearest"] == "🚀 rocket" and exact["verdict"] == "a copy of a training emoji"
+    assert unet["model"] == "emoji-unet" and not unet["copy"] and unet["nearest_rms"] >= 0.1
+    assert unet["verdict"].startswith("new picture; nearest training emoji is ") and unet["guidance"] == 3.0
+    for m in out["models"]:
+        for key in ("image_png", "nearest_png"):
+            assert m[key].startswith("data:image/png;base64,")
+    assert client.predict("rocket", api_name="/memorize")["steps"] == 50  # seed, steps, guidance have defaults
+
+
+@pytest.mark.parametrize("args, words", [
+    (("", 0, 20, 3.0), "type a prompt"),
+    (("x" * 1001, 0, 20, 3.0), "limit"),
+    (("cat", -1, 20, 3.0), "seed"),
+    (("cat", 0, 0, 3.0), "steps"),
+    (("cat", 0, 10**6, 3.0), "steps"),
+    (("cat", 0, 20, 99.0), "guidance"),
+])
+def test_memorize_bad_values_give_a_message_and_server_keeps_serving(client, args, words):
+    with pytest.raises(AppError) as err:
+        client.predict(*args, api_name="/memorize")
+    assert words in str(err.value).lower() and "Traceback" not in str(err.value)
+    assert client.predict("cat", 0, 2, 1.0, api_name="/memorize")["models"][0]["copy"]

@@ -1,7 +1,7 @@
 """A real browser (Debian chromium, headless) drives the app the way a teacher would.
 
-Generates, scrubs the step slider, plays, steps back, uploads a photo, moves the forward slider, and
-checks what is on screen. Set DV_SCREENSHOT_DIR=docs to refresh the README screenshots.
+Generates, scrubs the step slider, plays, steps back, uploads a photo, moves the forward slider, runs
+memorize vs generalize, and checks what is on screen. Set DV_SCREENSHOT_DIR=docs to refresh the README screenshots.
 """
 
 import os
@@ -184,9 +184,46 @@ def test_compare_and_how_tabs(page):
     page.wait_for_selector("#dv-cmp-plot img", timeout=15_000)
     page.eval_on_selector("#dv-cmp-results", "e => e.scrollIntoView()")
     shot(page, "compare")
-    page.get_by_role("tab", name="4 · How it works").click()
+    page.get_by_role("tab", name="5 · How it works").click()
     assert "Myths, corrected" in page.inner_text("body")
     shot(page, "how")
+
+
+def test_memorize_tab_shows_a_copy_and_a_new_picture(page):
+    page.get_by_role("tab", name="4 · Memorize vs generalize").click()
+    page.click("#dv-mvg-run")
+    page.wait_for_function("document.querySelectorAll('#dv-mvg-cards img.dv-mvg-img').length === 4 && "
+                           "[...document.querySelectorAll('#dv-mvg-cards img.dv-mvg-img')]"
+                           ".every(e => e.complete && e.naturalWidth === 32)", timeout=60_000)
+    cards = page.query_selector_all("#dv-mvg-cards .dv-mvg-card")
+    assert [c.get_attribute("data-model") for c in cards] == ["emoji-exact-32", "emoji-unet"]
+    for card in cards:  # each column: the sample and its nearest training emoji, big and crisp
+        imgs = card.query_selector_all("img.dv-mvg-img")
+        assert len(imgs) == 2 and all(i.get_attribute("src").startswith("data:image/png;base64,") for i in imgs)
+        assert all(i.evaluate("e => e.getBoundingClientRect().width") >= 150 for i in imgs)
+        assert imgs[0].evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
+        assert "nearest training emoji" in card.inner_text()
+    verdicts = page.eval_on_selector_all("#dv-mvg-cards .dv-mvg-verdict", "els => els.map(e => e.innerText)")
+    assert "a copy of a training emoji" in verdicts[0]
+    assert "new picture; nearest training emoji is" in verdicts[1]
+    assert "memorization" in page.inner_text("#dv-mvg-why")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.mouse.move(0, 0)  # no hover or focus highlight on the Run button in the screenshot
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.wait_for_timeout(400)  # let the hover transition finish
+    shot(page, "memorize")
+
+    # An empty prompt is explained in a message; the tab keeps working.
+    page.fill("#dv-mvg-prompt textarea, #dv-mvg-prompt input", "")
+    page.click("#dv-mvg-run")
+    toast = page.wait_for_selector(".toast-body", timeout=15_000)
+    assert "type a prompt" in toast.inner_text().lower()
+    close_toasts(page)
+    page.fill("#dv-mvg-prompt textarea, #dv-mvg-prompt input", "rocket")
+    page.click("#dv-mvg-run")
+    page.wait_for_function("document.querySelector('#dv-mvg-cards').innerText.includes('🚀 rocket')",
+                           timeout=60_000)
+    assert not page.errors
 
 
 def test_classroom_mode_makes_pictures_bigger(page):

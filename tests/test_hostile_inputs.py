@@ -134,6 +134,13 @@ API_CASES = [
     ("compare with huge seed", "/compare", ("cat", 10**30, "emoji-exact-32", [COL]), "seed"),
     ("compare with no model", "/compare", ("cat", 0, None, [COL]), "model"),
     ("compare with odd but valid prompt", "/compare", ("🐱" * 10, 0, "emoji-exact-32", [COL]), OK),
+    # /memorize
+    ("memorize empty prompt", "/memorize", ("", 0, 3, 1.0), "type a prompt"),
+    ("memorize 100k-character prompt", "/memorize", ("cat " * 25_000, 0, 3, 1.0), "limit"),
+    ("memorize html prompt", "/memorize", ("<img src=x onerror=alert(1)>", 0, 3, 1.0), OK),
+    ("memorize seed as text", "/memorize", ("cat", "abc", 3, 1.0), "seed"),
+    ("memorize NaN steps", "/memorize", ("cat", 0, NAN, 1.0), "steps"),
+    ("memorize too many steps", "/memorize", ("cat", 0, 5000, 1.0), "steps"),
     # /forward_noise: uploads
     ("not an image", "/forward_noise", (F("text.png"), 100, SCHEDS, 0, -1, -1), "image"),
     ("empty file", "/forward_noise", (F("empty.png"), 100, SCHEDS, 0, -1, -1), "empty"),
@@ -167,6 +174,7 @@ NEXT = {  # a normal request after each case: the server must still serve
     "/compare": lambda k: ("cat", 1000 + k, "emoji-exact-32", [COL]),
     "/forward_noise": lambda k: (None, k % 999, SCHEDS, 0, -1, -1),
     "/forward_plots": lambda k: (k % 999, SCHEDS, 0),
+    "/memorize": lambda k: ("cat", 1000 + k, 3, 1.0),
 }
 
 

@@ -1,7 +1,7 @@
-"""The whole app: four tabs and a classroom-mode switch. ``build_app()`` returns the gr.Blocks.
+"""The whole app: five tabs and a classroom-mode switch. ``build_app()`` returns the gr.Blocks.
 
 Public API (stable names, documented in docs/API.md): ``/generate``, ``/forward_noise``,
-``/forward_plots`` and ``/compare``. Example::
+``/forward_plots``, ``/compare`` and ``/memorize``. Example::
 
     from gradio_client import Client
     client = Client("http://127.0.0.1:7860/")
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..models.registry import DEFAULT_MODEL, get_model
-from . import compare_tab, denoise_tab, explain, forward_tab, logic, theme
+from . import compare_tab, denoise_tab, explain, forward_tab, logic, memorize_tab, theme
 
 TITLE = "diffusion-viz: how a diffusion model makes a picture"
 
@@ -32,7 +32,8 @@ def warm_up(model_name: str = DEFAULT_MODEL) -> None:
         pass
 
 
-SAMPLING_HANDLERS = ("generate", "make_downloads", "compare_ui", "compare", "sd_guidance")  # the expensive events: one pool
+# the expensive events: one pool
+SAMPLING_HANDLERS = ("generate", "make_downloads", "compare_ui", "compare", "sd_guidance", "memorize_ui", "memorize")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _cuda_available() -> bool:
 
 
 def configure_queue(demo: gr.Blocks, serving: Serving | None = None) -> gr.Blocks:
-    """Put every sampling event (Generate, quick prompts, dice, next seed, Compare, /compare) in one
+    """Put every sampling event (Generate, quick prompts, dice, next seed, Compare, Memorize) in one
     pool of ``serving.sampling`` workers, so thirty clicks queue up instead of oversubscribing the CPU;
     cheap events get their own, larger pool. Waiting users see their queue position (gradio's status
     tracker shows "queue: 3/12" on the output; gradio_client's Job.status() has rank and queue_size).
@@ -107,7 +108,9 @@ def build_app() -> gr.Blocks:
                 fwd = forward_tab.build()
             with gr.Tab("3 · Compare", id="compare", elem_id="dv-tab-compare"):
                 compare_tab.build()
-            with gr.Tab("4 · How it works", id="how", elem_id="dv-tab-how"):
+            with gr.Tab("4 · Memorize vs generalize", id="memorize", elem_id="dv-tab-memorize"):
+                memorize_tab.build()
+            with gr.Tab("5 · How it works", id="how", elem_id="dv-tab-how"):
                 gr.Markdown(explain.HOW_IT_WORKS, elem_classes=["dv-help"])
         classroom.change(None, classroom, None, js=theme.TOGGLE_CLASSROOM_JS)
         f_noise, f_in, f_out, f_plots, p_in, p_out = fwd["load"]

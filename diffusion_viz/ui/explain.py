@@ -78,6 +78,30 @@ COMPARE_INTRO = (
     "schedules and samplers."
 )
 
+MEMORIZE_INTRO = (
+    "### Memorize vs generalize\n"
+    "Two models draw the **same prompt from the same static** (same seed, same sampler). Next to each "
+    "picture: the closest training emoji and its distance (0 = identical)."
+)
+
+MEMORIZE_WHY = (
+    "**Why the exact denoiser copies.** It is the *perfect* denoiser for its 1,361 training emoji: at "
+    "every step its guess is a weighted average of exactly those pictures, and at the end one of them "
+    "wins. It can only give back pictures it was shown. That is **memorization**.\n\n"
+    "**Why the network makes something new.** It has about 1.6 million numbers (its weights) for "
+    "1,361 pictures × 3,072 numbers each (32 × 32 pixels × 3 colours), about 4.2 million. There is no "
+    "room to store every picture, so it has to learn patterns (colours, round shapes, eyes) and mix "
+    "them. That is **generalization**: its pictures are new, often blurry mixes.\n\n"
+    "**Honest note:** this network is under-trained (it learned for only an hour or so, on an ordinary "
+    "processor), so its pictures often do not look like the prompt yet. More training would help it follow the "
+    "prompt; it would still be far too small to store all 1,361 pictures.\n\n"
+    "**The distance** is the RMS (root mean square) difference per pixel value, with pixels running "
+    "from −1 to 1. Below 0.1 the eye sees the same picture: a copy.\n\n"
+    "**Real models memorize too** when they are too big for their data or trained too long on it "
+    "(especially on pictures that appear many times): researchers have pulled near-copies of training "
+    "images out of Stable Diffusion (Carlini et al. 2023). Generalizing is what we want from them."
+)
+
 HOW_IT_WORKS = """
 ## How it works
 
@@ -125,6 +149,7 @@ at its last step) but sampling starts from pure noise, the model meets something
 The default model is an **exact denoiser over 1,361 emoji** (64×64 pixels). It needs no training: it is
 the mathematically best possible denoiser for that collection, so it always gives back one of its emoji.
 That is *memorization*; real models like Stable Diffusion learn general patterns and make new pictures.
+The **Memorize vs generalize** tab puts it next to a small trained network that has to generalize.
 """
 
 CLASSROOM_HELP = "Classroom mode: big pictures and big text for the back of the room."

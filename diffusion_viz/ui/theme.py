@@ -42,8 +42,28 @@ CSS = """
 .dv-noised img { width: 100% !important; height: 100% !important; object-fit: contain; image-rendering: pixelated; }
 .dv-final img { width: 128px !important; height: 128px !important; object-fit: contain; }
 
+/* memorize vs generalize: per model, its picture next to the nearest training emoji */
+:root { --dv-mvg: min(210px, 17vw); }
+.dv-mvg { display: flex; gap: 20px; flex-wrap: wrap; justify-content: center; font-size: 15px; }
+.dv-mvg-card { display: flex; flex-direction: column; align-items: center; padding: 10px 14px 12px;
+               border: 2px solid var(--border-color-primary); border-radius: 12px; }
+.dv-mvg-title { font-weight: 700; font-size: 1.25em; }
+.dv-mvg-sub, .dv-mvg-pair figcaption, .dv-mvg-rms { text-align: center; }
+.dv-mvg-sub { color: var(--body-text-color-subdued); margin-bottom: 8px; max-width: calc(2 * var(--dv-mvg) + 12px); }
+.dv-mvg-pair { display: flex; gap: 12px; }
+.dv-mvg-pair figure { margin: 0; display: flex; flex-direction: column; align-items: center; }
+.dv-mvg-pair figcaption { max-width: var(--dv-mvg); margin-top: 4px; }
+.dv-mvg-img { width: var(--dv-mvg); height: var(--dv-mvg); image-rendering: pixelated; background: #fff;
+              border: 1px solid var(--border-color-primary); border-radius: 6px; }
+.dv-mvg-rms { margin-top: 6px; font-variant-numeric: tabular-nums; }
+.dv-mvg-verdict { margin-top: 6px; padding: 4px 12px; border-radius: 8px; font-weight: 700; font-size: 1.05em;
+                  text-align: center; max-width: calc(2 * var(--dv-mvg) + 12px); }
+.dv-mvg-copy .dv-mvg-verdict { background: #fff1c2; color: #5c4300; }
+.dv-mvg-new .dv-mvg-verdict { background: #d6f5e0; color: #0f4a26; }
+
 /* classroom mode: readable from the back of the room */
-body.dv-classroom { --dv-img: 380px; --dv-img-multi: 260px; }
+body.dv-classroom { --dv-img: 380px; --dv-img-multi: 260px; --dv-mvg: min(330px, 21vw); }
+body.dv-classroom .dv-mvg { font-size: 20px; }
 body.dv-classroom .gradio-container { font-size: 20px; max-width: 100% !important; }
 body.dv-classroom .dv-player { font-size: 22px; }
 body.dv-classroom .dv-help { font-size: 1.2em; }
@@ -52,6 +72,7 @@ body.dv-classroom .dv-advanced { display: none; }
 /* pictures first, full width; the controls move below them */
 body.dv-classroom #dv-denoise-row { flex-direction: column; }
 body.dv-classroom #dv-denoise-main { order: -1; }
+body.dv-classroom #dv-mvg-cards { order: -1; }
 """
 
 # Classroom mode from the URL (?classroom=1) so a teacher can bookmark it.

@@ -84,11 +84,16 @@ class Judge:
         return got == target or core_name(self.names[got]) == core_name(self.names[target])
 
 
-def run_model(name: str, guidance: float, judge: Judge, prompts: list[int], steps: int = 50):
+def run_model(name: str, guidance: float, judge: Judge, prompts: list[int], steps: int = 50, unet_dir=None):
     from diffusion_viz.models.registry import get_model
     from diffusion_viz.sampling import SampleSettings, iter_frames
 
-    model = get_model(name)
+    if name == "emoji-unet" and unet_dir:  # weights exported from a run in progress
+        from diffusion_viz.models.emoji_unet import EmojiUNetDenoiser
+
+        model = EmojiUNetDenoiser.from_dir(unet_dir)
+    else:
+        model = get_model(name)
     rows, t0 = [], time.time()
     for seed, i in enumerate(prompts):
         prompt = judge.names[i]
@@ -124,6 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--guidance", type=float, default=3.0, help="guidance for emoji-unet")
     p.add_argument("--n", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--unet-dir", default=None, help="evaluate emoji-unet weights from this folder (an --export)")
     p.add_argument("--json", default=None, help="write the summaries here")
     p.add_argument("--grid", default=None, help="write sample / nearest-emoji pairs here (PNG)")
     p.add_argument("-v", "--verbose", action="store_true", help="print every prompt")
@@ -135,7 +141,7 @@ def main(argv=None) -> int:
     results = {}
     for name in args.models:
         g = args.guidance if name == "emoji-unet" else 1.0
-        summary, rows = run_model(name, g, judge, prompts)
+        summary, rows = run_model(name, g, judge, prompts, unet_dir=args.unet_dir)
         results[name] = (summary, rows)
         if args.verbose:
             for r in rows:

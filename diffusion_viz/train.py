@@ -214,20 +214,31 @@ def export(run_dir: Path, out_dir: Path) -> Path:
             "max_tokens": MAX_TOKENS, "text_encoder": "all-MiniLM-L6-v2 last_hidden_state",
             "step": ckpt["step"], "train_config": ckpt["config"]}
     (out_dir / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-    plot_loss(Path(run_dir) / "loss.csv", out_dir / "loss.png")
+    stages = [Path(run_dir) / "loss.csv"]
+    earlier = Path(cfg.init_from).parent / "loss.csv" if cfg.init_from else None
+    if earlier is not None and earlier.exists():  # a second stage: draw the first one before it
+        stages.insert(0, earlier)
+    plot_loss(stages, out_dir / "loss.png")
     return out_dir
 
 
-def plot_loss(csv_path: Path, png_path: Path) -> None:
+def plot_loss(csv_paths: list[Path], png_path: Path) -> None:
+    """Loss against step; several stages (first stage first) are drawn one after the other."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(open(csv_path)))
-    steps = [int(r["step"]) for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
-    ax.plot(steps, [float(r["loss"]) for r in rows], lw=1)
+    offset = 0
+    for k, path in enumerate(csv_paths):
+        # a resumed run logs again the steps after its last checkpoint: the later line wins
+        loss = {int(r["step"]): float(r["loss"]) for r in csv.DictReader(open(path))}
+        steps = [offset + st for st in sorted(loss)]
+        ax.plot(steps, [loss[st] for st in sorted(loss)], lw=1, label=f"stage {k + 1}")
+        offset = steps[-1] if steps else offset
+    if len(csv_paths) > 1:
+        ax.legend()
     ax.set(xlabel="training step", ylabel="v-prediction MSE", yscale="log", title="emoji-unet training loss")
     ax.grid(alpha=0.3)
     fig.tight_layout()

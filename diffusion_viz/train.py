@@ -208,16 +208,20 @@ def export(run_dir: Path, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().half().contiguous() for k, v in ckpt["ema"].items()}
-    save_file(weights, out_dir / "model.safetensors", metadata={"step": str(ckpt["step"])})
+    # A warm-started run continues earlier stages: count their steps and draw their losses too.
+    stages, steps_per_stage, c = [Path(run_dir) / "loss.csv"], [ckpt["step"]], cfg
+    while c.init_from and Path(c.init_from).exists():
+        earlier = torch.load(c.init_from, weights_only=False, map_location="cpu")
+        stages.insert(0, Path(c.init_from).parent / "loss.csv")
+        steps_per_stage.insert(0, earlier["step"])
+        c = TrainConfig(**earlier["config"])
+    stages = [p for p in stages if p.exists()]
+    save_file(weights, out_dir / "model.safetensors", metadata={"step": str(sum(steps_per_stage))})
     os.chmod(out_dir / "model.safetensors", 0o644)  # safetensors writes 0600
     meta = {"unet": cfg.unet_config(), "prediction_type": cfg.prediction_type, "schedule": cfg.schedule,
             "max_tokens": MAX_TOKENS, "text_encoder": "all-MiniLM-L6-v2 last_hidden_state",
-            "step": ckpt["step"], "train_config": ckpt["config"]}
+            "step": sum(steps_per_stage), "steps_per_stage": steps_per_stage, "train_config": ckpt["config"]}
     (out_dir / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-    stages = [Path(run_dir) / "loss.csv"]
-    earlier = Path(cfg.init_from).parent / "loss.csv" if cfg.init_from else None
-    if earlier is not None and earlier.exists():  # a second stage: draw the first one before it
-        stages.insert(0, earlier)
     plot_loss(stages, out_dir / "loss.png")
     return out_dir
 

@@ -86,6 +86,8 @@ def test_warm_start_with_pooled_conditioning_changes_nothing_at_step_0(run, tmp_
     assert summary["step"] == 2 and np.isfinite(summary["losses"]).all()
     export(tmp_path / "stage2", tmp_path / "exported")
     assert (tmp_path / "exported" / "loss.png").stat().st_size > 1000  # both stages' loss, one curve after the other
+    meta = json.loads((tmp_path / "exported" / "config.json").read_text())
+    assert meta["steps_per_stage"] == [cfg.max_steps, 2] and meta["step"] == cfg.max_steps + 2
     model = EmojiUNetDenoiser.from_dir(tmp_path / "exported")
     cond = model.encode_prompt("cat face")
     assert cond.pooled.shape == (1, 384) and abs(float(cond.pooled.norm()) - 1) < 1e-5

@@ -1,7 +1,8 @@
 """emoji-unet: a tiny text-conditioned UNet trained on the emoji set (see diffusion_viz/train.py).
 
 The contrast with the exact denoiser is the lesson: the exact model can only return training emoji
-(it memorizes); this network has ~1.6M weights for 1,361 pictures, so it has to smooth and mix.
+(it memorizes); this network has ~1.6M weights for 1,361 pictures (4.2M pixel values), so it has to
+smooth and mix.
 
 Weights: assets/emoji_unet/model.safetensors (fp16 on disk, run in float32 on the CPU).
 Prompts become MiniLM token vectors (the same encoder and padding as in training).

@@ -46,7 +46,7 @@ MODELS: dict[str, ModelInfo] = {
     ),
     "emoji-unet": ModelInfo(
         "emoji-unet",
-        "A tiny neural UNet (1.6M weights) trained on the same emoji at 32x32: it generalizes (smooths "
+        "A tiny neural UNet (1.6M weights, under-trained) trained on the same emoji at 32x32: it generalizes (smooths "
         "and mixes) where the exact model memorizes. Runs live on a CPU.",
         "cosine",
         _emoji_unet,

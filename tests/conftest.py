@@ -21,3 +21,13 @@ def emoji_model_32():
     from diffusion_viz.models.emoji_exact import exact_emoji_model
 
     return exact_emoji_model(32)
+
+
+# ---- real-browser tests: Debian chromium, headless -------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def launch_chromium(playwright, *extra_args):
+    """Debian chromium with the flags every browser test uses (plus e.g. a fake webcam's)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])

@@ -15,6 +15,7 @@ from diffusion_viz.models.sd_tiny import tiny_sd_pipeline
 from diffusion_viz.models.stable_diffusion import StableDiffusionDenoiser
 from diffusion_viz.sampling import sample
 from diffusion_viz.ui import logic, sd_view
+from conftest import CHROMIUM, launch_chromium
 
 SIZE = 16  # latent 4x16x16, picture 32x32 (the tiny VAE upsamples 2x)
 
@@ -192,7 +193,6 @@ def test_a_checkpoint_that_cannot_load_gives_a_message_and_the_emoji_model_back(
 
 
 # ---- in a real browser: the decode button sends the step the player shows ---------------------------
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.mark.browser
@@ -205,8 +205,7 @@ def test_browser_sd_model_controls_decode_on_demand_and_failed_checkpoint(sd_app
     sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
     client, name = sd_app
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM, launch_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed at /usr/bin/chromium"),
@@ -35,8 +35,7 @@ def server():
 @pytest.fixture(scope="module")
 def page(server):
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         pg = browser.new_page(viewport={"width": 1280, "height": 800})
         errors = []
         pg.on("pageerror", lambda e: errors.append(str(e)))

@@ -7,8 +7,8 @@ headless in CI. It also checks that a run leaves nothing in the browser's storag
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM, launch_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed at /usr/bin/chromium"),
@@ -26,9 +26,7 @@ def page():
     configure_torch_threads()
     demo, url = start_server()
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
+        browser = launch_chromium(p, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
         context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
         pg = context.new_page()
         errors = []

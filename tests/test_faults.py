@@ -7,6 +7,7 @@ The app runs in this process on a free 127.0.0.1 port, so the tests can read the
 
 from __future__ import annotations
 
+
 import dataclasses
 import json
 import threading
@@ -16,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from conftest import launch_chromium
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -260,8 +262,7 @@ def test_a_waiting_user_sees_their_queue_position_in_the_browser(server, slow_mo
     try:
         wait_for(lambda: STATS["active"] >= 2, 30)
         with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = launch_chromium(p)
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
                 page.goto(server)

@@ -114,7 +114,7 @@ def run_model(name: str, guidance: float, judge: Judge, prompts: list[int], step
 
 def write_grid(path: str, judge: Judge, results: dict) -> None:
     """Rows of (sample, nearest training emoji) pairs per model; 10 prompts per row."""
-    from diffusion_viz.train import save_grid
+    from diffusion_viz.training.unet import save_grid
 
     tiles = []
     for _, rows in results.values():

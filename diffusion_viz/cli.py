@@ -1,5 +1,6 @@
 """The ``diffusion-viz`` command: render a denoising run to a GIF, MP4 or PNG contact sheet; put the
-exact denoiser next to the trained UNet (``memorize``); train the UNet."""
+exact denoiser next to the trained UNet (``memorize``); the experiments (``round-trip``, ``when-decided``,
+``seed-grid``) as a PNG sheet or GIF; train the UNet."""
 
 from __future__ import annotations
 
@@ -58,6 +59,58 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--guidance", type=float, default=3.0,
                    help="classifier-free guidance for the UNet (the exact model needs none)")
     m.add_argument("--out", default="memorize_vs_generalize.png", help="output PNG")
+    d = sub.add_parser(
+        "download",
+        help="download a Stable Diffusion preset once, so the app can offer it offline",
+        description="Download a Stable Diffusion checkpoint (a preset such as sd15, or a hub id allowed by "
+        "DIFFUSION_VIZ_ALLOW_ANY_MODEL) into the Hugging Face cache. The app never downloads on a student's "
+        "click unless DIFFUSION_VIZ_ALLOW_DOWNLOADS=1; offer it with DIFFUSION_VIZ_MODELS=sd15.",
+    )
+    d.add_argument("checkpoint", help="preset name (sd15, sd21, sdxl, sd-turbo, sdxl-turbo) or hub id")
+    def run_options(p, prompt="", out="experiment.png"):
+        p.add_argument("--prompt", default=prompt, help="what to draw; empty = unconditional")
+        p.add_argument("--steps", type=int, default=50, help="number of sampling steps")
+        p.add_argument("--scheduler", default="ddim", choices=list(SCHEDULERS), help="the sampler")
+        p.add_argument("--schedule", default="cosine", choices=list(SCHEDULES), help="noise schedule")
+        p.add_argument("--seed", type=int, default=0, help="random seed")
+        p.add_argument("--model", default=DEFAULT_MODEL, help=f"which denoiser: {', '.join(MODELS)}")
+        p.add_argument("--out", default=out, help="output file: .png (a sheet) or .gif (all columns, step by step)")
+
+    rt = sub.add_parser(
+        "round-trip", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="noise a photo to several levels, then denoise each from there (SDEdit)",
+        description="Noise a photo (or a training emoji) in one jump to each level t with the forward formula "
+        "(the seed draws the noise), then let the model denoise from there. One column per level.")
+    rt.add_argument("--photo", default=None, help="a photo file (default: the bundled example photo)")
+    rt.add_argument("--emoji", default=None, help="start from this training emoji instead, e.g. cat")
+    rt.add_argument("--levels", default="200,400,600,800,999", help="comma-separated timesteps, 0..999")
+    run_options(rt, out="round_trip.png")
+    wd = sub.add_parser(
+        "when-decided", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="switch the prompt (or the noise) part-way through a run: when is the picture decided?",
+        description="Same seed: prompt A for the first k steps, prompt B after (--mode switch), or prompt A "
+        "throughout with fresh noise from another seed after step k (--mode reseed; ddpm or euler_a).")
+    wd.add_argument("--prompt-b", default="rocket", help="the prompt after the switch")
+    wd.add_argument("--mode", default="switch", choices=["switch", "reseed"])
+    wd.add_argument("--fractions", default="0,0.1,0.25,0.5,0.75,1", help="where to switch, as fractions of the run")
+    run_options(wd, prompt="cat", out="when_decided.png")
+    sg = sub.add_parser(
+        "seed-grid", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="one prompt from several seeds, side by side",
+        description="The same prompt from up to 8 seeds; for the exact emoji model, how often the prior's "
+        "favourite wins.")
+    sg.add_argument("--count", type=int, default=8, help="how many seeds, from --seed on (1..8)")
+    run_options(sg, prompt="animal", out="seed_grid.png")
+    scn = sub.add_parser(
+        "scenes", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="generate captioned emoji scenes (the miniature latent model's data) as a PNG grid",
+        description="One or two emoji at named places and sizes on a named background, with a caption; "
+        "seeded, so the same seed gives the same scenes. --split heldout gives the object pairs never "
+        "used in training. Prints one caption per scene, in grid order (rows, left to right).")
+    scn.add_argument("--count", type=int, default=16, help="how many scenes (1..1024)")
+    scn.add_argument("--seed", type=int, default=0, help="random seed")
+    scn.add_argument("--split", default="train", choices=["train", "heldout"])
+    scn.add_argument("--out", default="scenes.png", help="output PNG (a grid, 4x upscaled)")
     tr = sub.add_parser(
         "train",
         help="train (or resume, or export) the tiny emoji UNet",
@@ -65,9 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
         "folder's checkpoint. --export writes its EMA weights for the app.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    from .train import add_arguments
+    from .training.unet import add_arguments
 
     add_arguments(tr)
+    from .training import ldm, vae
+
+    for name, stage, what in (("train-vae", vae, "stage 1: the VAE (pictures <-> 16x16x4 latents)"),
+                              ("train-ldm", ldm, "stage 2: the latent UNet, on the exported VAE's latents")):
+        sp = sub.add_parser(name, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                            help=f"train emoji-ldm, {what}",
+                            description=f"Train (or resume) emoji-ldm, {what}, on generated captioned scenes; "
+                            "resumes from the run folder's checkpoint; --export writes the EMA weights.")
+        stage.add_arguments(sp)
     return parser
 
 
@@ -122,17 +184,133 @@ def memorize(args) -> str:
     return str(write_sheet(rows, args.out))
 
 
+def _numbers(text: str, kind, what: str) -> list:
+    from .errors import InvalidInputError
+
+    try:
+        return [kind(v) for v in str(text).split(",") if v.strip()]
+    except ValueError as e:
+        raise InvalidInputError(f"{what} is a comma-separated list of numbers, got {text!r}.") from e
+
+
+def experiment(args) -> str:
+    """round-trip, when-decided, seed-grid: run the columns, print what each ends on, write the file."""
+    from pathlib import Path
+
+    from .data import nearest_emoji
+    from .errors import InvalidInputError
+    from .images import load_image
+    from .models.registry import get_model
+    from .render import image_to_rgb, write_columns
+    from .runtime import configure_torch_threads
+    from .sampling import SampleSettings
+
+    if Path(args.out).suffix.lower() not in (".png", ".gif"):
+        raise InvalidInputError(f"Output must end in .png or .gif, got {args.out!r}.")
+    configure_torch_threads()
+    model = get_model(args.model)
+    settings = SampleSettings(prompt=args.prompt, steps=args.steps, scheduler=args.scheduler, schedule=args.schedule,
+                              seed=args.seed).validated()
+    align = "fraction"
+    if args.command == "round-trip":
+        from .round_trip import round_trip, training_emoji
+
+        if args.emoji:
+            rgb = training_emoji(model, args.emoji)
+        else:
+            photo = args.photo or str(Path(__file__).resolve().parents[1] / "assets" / "examples" / "landscape.png")
+            rgb = load_image(photo)
+        rt = round_trip(model, rgb, settings, _numbers(args.levels, int, "--levels"))
+        runs, align = rt.runs, "step"
+        titles = [f"t={s.timestep:g} abar={s.alpha_bar:.3g} ({100 * s.alpha_bar:.3g} % power) skips {s.step}"
+                  for s in rt.starts]
+    elif args.command == "when-decided":
+        from .when_decided import when_decided
+
+        ks, runs = when_decided(model, settings, args.prompt_b, _numbers(args.fractions, float, "--fractions"),
+                                args.mode)
+        what = f"then {args.prompt_b!r}" if args.mode == "switch" else "then new noise"
+        titles = [f"{args.prompt!r} for {k} steps, {what}" for k in ks]
+    else:
+        from .seed_grid import seed_grid, tally
+
+        from .validation import check_int
+
+        seeds = [settings.seed + i for i in range(max(0, check_int("--count", args.count)))]
+        runs = seed_grid(model, settings, seeds)
+        t = tally(model, settings.prompt, runs)
+        titles = [f"seed {s}" for s in seeds]
+        if t and "favourite" in t:
+            print(f"prior: {t['favourite']} {100 * t['prior']:.0f} %; it won {t['wins']} of {len(seeds)} seeds")
+    for title, run in zip(titles, runs):
+        near = nearest_emoji(run.final)
+        print(f"{title}: " + (f"nearest training emoji {near.name} (RMS {near.rms:.3f})" if near else "done"))
+    to_rgb = getattr(model, "to_rgb", image_to_rgb)
+    return str(write_columns(runs, titles, args.out, to_rgb=to_rgb, align=align))
+
+
+def scenes(args) -> str:
+    """Write a grid of generated scenes; print their captions."""
+    import math
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from .errors import InvalidInputError
+    from .scenes import render, scenes as make_scenes
+    from .validation import check_int
+
+    count = check_int("--count", args.count)
+    if not 1 <= count <= 1024:
+        raise InvalidInputError(f"--count is 1..1024, got {count}.")
+    if Path(args.out).suffix.lower() != ".png":
+        raise InvalidInputError(f"Output must end in .png, got {args.out!r}.")
+    items = make_scenes(count, seed=args.seed, split=args.split)
+    cols = min(8, count)
+    rows = math.ceil(count / cols)
+    grid = np.full((rows * 64, cols * 64, 3), 255, np.uint8)
+    for k, scene in enumerate(items):
+        r, c = divmod(k, cols)
+        grid[r * 64:(r + 1) * 64, c * 64:(c + 1) * 64] = render(scene)
+        print(scene.caption)
+    Image.fromarray(grid).resize((cols * 256, rows * 256), Image.NEAREST).save(args.out)
+    return args.out
+
+
+def download(args) -> str:
+    """Fetch a Stable Diffusion preset (or hub id / folder) into the local Hugging Face cache, so the app
+    can offer it without downloading on a student's click."""
+    from .models.sd_loading import download_checkpoint
+
+    return f"{args.checkpoint} is on disk: {download_checkpoint(args.checkpoint)}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # The command line is the user's own request: it may download a checkpoint it is asked to use.
+    os.environ.setdefault("DIFFUSION_VIZ_ALLOW_DOWNLOADS", "1")
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "render":
+        if args.command == "download":
+            print(download(args))
+        elif args.command == "render":
             print(f"wrote {render(args)}")
         elif args.command == "train":
-            from .train import run
+            from .training.unet import run
 
             return run(args)
+        elif args.command in ("train-vae", "train-ldm"):
+            from .training import ldm, vae
+
+            return (vae if args.command == "train-vae" else ldm).run(args)
         elif args.command == "memorize":
             print(f"wrote {memorize(args)}")
+        elif args.command == "scenes":
+            print(f"wrote {scenes(args)}")
+        elif args.command in ("round-trip", "when-decided", "seed-grid"):
+            print(f"wrote {experiment(args)}")
     except DiffusionVizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

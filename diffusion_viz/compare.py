@@ -9,29 +9,78 @@ its dataset, so four columns cost about as much as one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from .sampling import Frame, SampleSettings, Trajectory, _accepts, _np, build_scheduler, current_alpha_bar
+from .sampling import (Frame, SampleSettings, Trajectory, _accepts, _np, build_scheduler, current_alpha_bar,
+                       level_in_steps, start_scheduler)
 
-MAX_COLUMNS = 4
+MAX_COLUMNS = 8  # the library's ceiling; a server allows limits.LIMITS.columns (4 by default)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an experiment: a run's settings, and where it departs from the plain run.
+
+    - ``start_step``/``start_x``: begin at step k of the run from a given x_t (model-input space, at that
+      step's noise level) instead of pure noise at step 0: the round trip (SDEdit, img2img).
+    - ``switch_step``/``switch_prompt``: from step k on, the model is given another prompt (when is the
+      picture decided?).
+    - ``reseed_step``/``reseed``: from step k on, the sampler's fresh noise comes from another seed (only
+      samplers that draw noise at every step, DDPM and Euler ancestral, have any).
+    """
+
+    settings: SampleSettings
+    start_step: int = 0
+    start_x: np.ndarray | None = None
+    switch_step: int | None = None
+    switch_prompt: str = ""
+    reseed_step: int | None = None
+    reseed: int = 0
 
 
 class _Column:
     """One run's scheduler, random generator and current sample."""
 
-    def __init__(self, denoiser, settings: SampleSettings):
-        self.settings = s = settings.validated()
-        self.scheduler = build_scheduler(denoiser, s)
-        self.scheduler.set_timesteps(s.steps)
-        self.timesteps = list(self.scheduler.timesteps)
+    def __init__(self, denoiser, plan: Column):
+        self.plan = plan
+        self.settings = s = plan.settings.validated()
+        self.scheduler = start_scheduler(build_scheduler(denoiser, s), s.steps)
         self.generator = torch.Generator("cpu").manual_seed(s.seed)
-        self.use_cfg = s.guidance != 1.0 and bool(s.prompt)
+        self.use_cfg = s.guidance != 1.0 and bool(s.prompt or plan.switch_prompt)
         x = torch.randn((1, *denoiser.sample_shape), generator=self.generator, dtype=torch.float32)
         self.x = x * self.scheduler.init_noise_sigma
+        # a column that starts late skips the first steps (Heun's list has two entries per step after the first)
+        begin = plan.start_step * getattr(self.scheduler, "order", 1)
+        if begin and hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(begin)
+        self.timesteps = list(self.scheduler.timesteps)[begin:]
+        if plan.start_x is not None:
+            # the scheduler's own sample space differs from x_t by the factor scale_model_input applies
+            start = torch.as_tensor(np.asarray(plan.start_x, dtype=np.float32))[None]
+            scale = self.scheduler.scale_model_input(torch.ones(1), self.timesteps[0])
+            self.x = start / scale
         self.step_kwargs = {"generator": self.generator} if _accepts(self.scheduler.step, "generator") else {}
+        # LMS takes its order from its position in the whole run (min(index + 1, 4)); a late start has
+        # fewer past predictions than that, so it is told how many it has
+        self.count_order = plan.start_step > 0 and _accepts(self.scheduler.step, "order")
+
+    def step_kwargs_at(self, i: int) -> dict:
+        return {**self.step_kwargs, "order": min(i + 1, 4)} if self.count_order else self.step_kwargs
+
+    def prompt_at(self, i: int) -> str:
+        """The prompt the model is given at position i of this column's run."""
+        p = self.plan
+        return p.switch_prompt if p.switch_step is not None and self.plan.start_step + i >= p.switch_step \
+            else self.settings.prompt
+
+    def reseed_if_due(self, i: int) -> None:
+        p = self.plan
+        if p.reseed_step is not None and p.start_step + i == p.reseed_step:
+            self.generator.manual_seed(p.reseed)
 
 
 def _predict_groups(denoiser, requests):
@@ -58,15 +107,16 @@ def _predict_groups(denoiser, requests):
 
 
 def iter_columns(
-    denoiser, settings_list: list[SampleSettings], *, capture: bool = True,
+    denoiser, settings_list: list[SampleSettings | Column], *, capture: bool = True,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[int, Frame | np.ndarray]]:
-    """Run up to four columns in lockstep; yields (column, Frame) per model call and (column, final)."""
+    """Run up to MAX_COLUMNS columns in lockstep; yields (column, Frame) per model call and (column, final).
+    Frame indices count steps of the whole run (a column that starts at step k begins with index k)."""
     if not 1 <= len(settings_list) <= MAX_COLUMNS:
         from .errors import InvalidInputError
 
         raise InvalidInputError(f"Compare 1 to {MAX_COLUMNS} columns, got {len(settings_list)}.")
-    columns = [_Column(denoiser, s) for s in settings_list]
+    columns = [_Column(denoiser, s if isinstance(s, Column) else Column(s)) for s in settings_list]
     for i in range(max(len(c.timesteps) for c in columns)):
         if should_stop is not None and should_stop():
             return
@@ -76,7 +126,7 @@ def iter_columns(
             t = c.timesteps[i]
             x_in = c.scheduler.scale_model_input(c.x, t)
             inputs.append((t, x_in, current_alpha_bar(c.scheduler, t)))
-        requests = [(c.settings.prompt, x_in, t, ab) for c, (t, x_in, ab) in zip(active, inputs)]
+        requests = [(c.prompt_at(i), x_in, t, ab) for c, (t, x_in, ab) in zip(active, inputs)]
         requests += [("", x_in, t, ab) for c, (t, x_in, ab) in zip(active, inputs) if c.use_cfg]
         outputs = _predict_groups(denoiser, requests)
         uncond = iter(outputs[len(active):])
@@ -84,14 +134,16 @@ def iter_columns(
             out_uncond = next(uncond) if c.use_cfg else None
             output = out_uncond + c.settings.guidance * (out_cond - out_uncond) if c.use_cfg else out_cond
             if capture:
-                yield columns.index(c), Frame(i, float(t), ab, denoiser.prediction_type, x_in, output,
-                                              out_cond if c.use_cfg else None, out_uncond)
-            c.x = c.scheduler.step(output, t, c.x, **c.step_kwargs).prev_sample
+                yield columns.index(c), Frame(c.plan.start_step + i, float(t), ab, denoiser.prediction_type, x_in, output,
+                                              out_cond if c.use_cfg else None, out_uncond,
+                                              level_in_steps(c.scheduler, ab))
+            c.reseed_if_due(i)
+            c.x = c.scheduler.step(output, t, c.x, **c.step_kwargs_at(i)).prev_sample
             if i == len(c.timesteps) - 1:
                 yield columns.index(c), _np(c.x)
 
 
-def sample_columns(denoiser, settings_list: list[SampleSettings], **kwargs) -> list[Trajectory]:
+def sample_columns(denoiser, settings_list: list[SampleSettings | Column], **kwargs) -> list[Trajectory]:
     frames: list[list[Frame]] = [[] for _ in settings_list]
     finals: list[np.ndarray | None] = [None] * len(settings_list)
     for col, item in iter_columns(denoiser, settings_list, **kwargs):
@@ -99,4 +151,5 @@ def sample_columns(denoiser, settings_list: list[SampleSettings], **kwargs) -> l
             frames[col].append(item)
         else:
             finals[col] = item
-    return [Trajectory(f, final, s.validated().__dict__) for f, final, s in zip(frames, finals, settings_list)]
+    plans = [s.settings if isinstance(s, Column) else s for s in settings_list]
+    return [Trajectory(f, final, s.validated().__dict__) for f, final, s in zip(frames, finals, plans)]

@@ -51,6 +51,39 @@ def load_emoji(size: int = 64) -> EmojiDataset:
         return EmojiDataset(images=data["images"], names=data["names"], codepoints=data["codepoints"])
 
 
+@dataclass(frozen=True)
+class Nearest:
+    """The training emoji closest to a picture: which one, and how far (RMS per value, pixels in [-1, 1])."""
+
+    index: int
+    label: str  # "<emoji> <name>"
+    name: str
+    rms: float
+
+
+@functools.lru_cache(maxsize=len(SIZES))
+def _flat_model_space(size: int) -> tuple[np.ndarray, np.ndarray]:
+    flat = load_emoji(size).as_model_space().reshape(len(load_emoji(size)), -1)
+    return flat, (flat.astype(np.float64) ** 2).sum(1)
+
+
+def nearest_emoji(image) -> Nearest | None:
+    """The closest training emoji to a (3, S, S) picture in [-1, 1], for any model that draws emoji-sized
+    pictures (S = 32 or 64), by RMS distance. None for anything else (a latent, another size): there is
+    no training emoji to compare it with."""
+    x = np.asarray(image, dtype=np.float32)
+    if x.ndim != 3 or x.shape[0] != 3 or x.shape[1] != x.shape[2] or x.shape[1] not in SIZES:
+        return None
+    if not np.isfinite(x).all():
+        return None
+    flat, sq = _flat_model_space(x.shape[1])
+    v = x.reshape(-1)
+    d2 = sq - 2.0 * (flat @ v).astype(np.float64) + float((v.astype(np.float64) ** 2).sum())
+    i = int(np.argmin(d2))
+    data = load_emoji(x.shape[1])
+    return Nearest(i, data.label(i), str(data.names[i]), float(np.sqrt(max(d2[i], 0.0) / v.size)))
+
+
 @functools.lru_cache(maxsize=1)
 def name_embeddings() -> np.ndarray:
     """MiniLM embeddings of the emoji names, (N, 384) float32, in dataset order.

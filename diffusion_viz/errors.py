@@ -35,3 +35,7 @@ class ImageInputError(InvalidInputError):
 
 class ModelLoadError(DiffusionVizError, RuntimeError):
     """A model or checkpoint could not be loaded (offline, missing, out of memory)."""
+
+
+class Stopped(DiffusionVizError):
+    """A run was stopped before it finished (the Stop button, a closed tab, a time limit)."""

@@ -1,9 +1,8 @@
 """Memorize vs generalize: the exact denoiser next to the trained UNet (same prompt, seed and sampler).
 
 Shared by the app's tab, its ``/memorize`` endpoint and ``diffusion-viz memorize``, so all three check
-input the same way and say the same thing. The sampling itself is
-``models.emoji_unet.memorize_vs_generalize``; this adds the checks, the nearest training picture and a
-verdict a student can read.
+input the same way and say the same thing: both models sample, each result gets its nearest training
+emoji (``data.nearest_emoji``, the same function for every model) and a verdict a student can read.
 """
 
 from __future__ import annotations
@@ -13,12 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import validation
-from .errors import InvalidInputError
+from . import limits, validation
+from .data import load_emoji, nearest_emoji
+from .errors import InvalidInputError, Stopped
 from .render import _font, image_to_rgb, upscale
 
 COPY_RMS = 0.1  # RMS distance (pixels in [-1, 1]) below which a sample counts as a copy of a training emoji
-MAX_STEPS = 200  # the UNet costs ~40 ms a step on a CPU: 200 steps is ~8 s, plenty for this comparison
 DEFAULTS = dict(prompt="cat face", seed=0, steps=50, guidance=3.0)
 SHEET_PROMPTS = ["cat face", "red apple", "rocket", "grinning face", "pizza", "snowman", "tiger face", "rainbow"]
 TITLES = {"emoji-exact-32": "Exact denoiser", "emoji-unet": "Neural network (emoji-unet)"}
@@ -29,8 +28,11 @@ def check_inputs(prompt, seed, steps, guidance) -> tuple[str, int, int, float]:
     prompt = validation.check_prompt(prompt)
     if not prompt:
         raise InvalidInputError("Type a prompt, e.g. “cat face”: both models draw it from the same static.")
-    return (prompt, validation.check_seed(seed), validation.check_steps(steps, MAX_STEPS),
-            validation.check_guidance(guidance))
+    steps, guidance = limits.check_steps(steps), validation.check_guidance(guidance)
+    # the exact model runs unguided; the UNet makes two calls a step with guidance
+    limits.check_cost(limits.model_calls(steps, False) + limits.model_calls(steps, guidance != 1.0),
+                      "This comparison")
+    return prompt, validation.check_seed(seed), steps, guidance
 
 
 def verdict(nearest: str, rms: float) -> str:
@@ -38,15 +40,39 @@ def verdict(nearest: str, rms: float) -> str:
             else f"new picture; nearest training emoji is {nearest}")
 
 
-def run(prompt, seed=0, steps=50, guidance=3.0) -> list[dict]:
+def memorize_vs_generalize(prompt: str, seed: int = 0, steps: int = 50, guidance: float = 3.0,
+                           scheduler: str = "ddim", should_stop=None) -> list[dict]:
+    """Same prompt, same seed, same sampler: the exact denoiser (32 px) next to the UNet.
+
+    Each result comes with its nearest training emoji and the distance to it: ~0 for the exact model
+    (a copy), clearly above 0 for the UNet (something new, or a blurred mix). The exact model runs
+    without guidance: its prompt prior is already sharp, and guidance on an exact posterior only
+    over-sharpens it. ``should_stop`` is checked before every step (Stop, a closed tab).
+    """
+    from .models.emoji_exact import exact_emoji_model
+    from .models.emoji_unet import emoji_unet_model
+    from .sampling import SampleSettings, sample
+
+    results = []
+    for name, model, g in (("emoji-exact-32", exact_emoji_model(32), 1.0),
+                           ("emoji-unet", emoji_unet_model(), guidance)):
+        settings = SampleSettings(prompt=prompt, steps=steps, scheduler=scheduler, schedule="cosine",
+                                  guidance=g, seed=seed)
+        final = sample(model, settings, should_stop=should_stop).final
+        if final is None:
+            raise Stopped("Stopped before both models finished.")
+        near = nearest_emoji(final)
+        results.append(dict(model=name, image=final, nearest_index=near.index, nearest=near.label,
+                            nearest_rms=near.rms, guidance=g))
+    return results
+
+
+def run(prompt, seed=0, steps=50, guidance=3.0, should_stop=None) -> list[dict]:
     """Both models' results (exact first), each with ``rgb`` and ``nearest_rgb`` (32x32x3 uint8), ``title``,
     ``copy`` (RMS below COPY_RMS) and ``verdict`` added to what ``memorize_vs_generalize`` returns."""
-    from .data import load_emoji
-    from .models.emoji_unet import memorize_vs_generalize
-
     prompt, seed, steps, guidance = check_inputs(prompt, seed, steps, guidance)
     train = load_emoji(32)
-    results = memorize_vs_generalize(prompt, seed=seed, steps=steps, guidance=guidance)
+    results = memorize_vs_generalize(prompt, seed=seed, steps=steps, guidance=guidance, should_stop=should_stop)
     for r in results:
         i, rms = r["nearest_index"], float(r["nearest_rms"])
         r.update(title=TITLES.get(r["model"], r["model"]), subtitle=_subtitle(r["model"], r["guidance"]),

@@ -1,7 +1,8 @@
 """Matplotlib figures for the lesson: schedules, pixel histograms, where a sampler's steps fall.
 
 Figures use large fonts and thick lines so they read on a projector. The Agg backend is forced:
-the server has no screen.
+the server has no screen. Figures are plain ``matplotlib.figure.Figure`` objects, not pyplot ones:
+pyplot keeps every figure it makes until it is closed, which on a server is a leak per request.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from .schedules import Schedule  # noqa: E402
 
@@ -20,8 +22,9 @@ plt.rcParams.update({"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13
 
 
 def schedule_plot(schedules: list[Schedule], t: int | None = None, figsize=(9, 3.6)):
-    """alpha-bar (signal left) and log-SNR against t, one line per schedule, a marker at t."""
-    fig, (ax_ab, ax_snr) = plt.subplots(1, 2, figsize=figsize, layout="constrained")
+    """alpha-bar (the share of signal power left) and log-SNR against t, one line per schedule, a marker at t."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax_ab, ax_snr = fig.subplots(1, 2)
     for k, s in enumerate(schedules):
         c = COLORS[k % len(COLORS)]
         steps = np.arange(s.num_train_timesteps)
@@ -34,7 +37,7 @@ def schedule_plot(schedules: list[Schedule], t: int | None = None, figsize=(9, 3
     if t is not None:
         for ax in (ax_ab, ax_snr):
             ax.axvline(t, color="grey", linestyle=":", linewidth=1.5)
-    ax_ab.set(title="signal left: alpha-bar", xlabel="training step t", ylim=(-0.02, 1.02))
+    ax_ab.set(title="signal power left: ᾱ (alpha-bar)", xlabel="training step t", ylim=(-0.02, 1.02))
     ax_snr.set(title="log signal-to-noise ratio", xlabel="training step t", ylabel="log SNR")
     ax_snr.axhline(0, color="black", linewidth=0.8)
     ax_ab.legend(fontsize=10, loc="upper right")
@@ -45,7 +48,8 @@ def schedule_plot(schedules: list[Schedule], t: int | None = None, figsize=(9, 3
 
 def histogram_plot(arrays: dict[str, np.ndarray], figsize=(9, 3.2), bins: int = 80):
     """Histogram of pixel values; the [-1, 1] range a screen can show is shaded."""
-    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.subplots()
     values = [np.asarray(a, dtype=np.float32).ravel() for a in arrays.values()]
     hi = max(1.5, float(max(np.abs(v).max() for v in values)))
     edges = np.linspace(-hi, hi, bins + 1)
@@ -62,7 +66,8 @@ def histogram_plot(arrays: dict[str, np.ndarray], figsize=(9, 3.2), bins: int = 
 
 def log_snr_steps_plot(columns: list[tuple[str, list[float]]], figsize=(9, 3.0)):
     """One row per run: a dot at each step's log-SNR. Shows where samplers spend their steps."""
-    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.subplots()
     for k, (name, log_snrs) in enumerate(columns):
         v = np.clip(np.asarray(log_snrs, dtype=np.float64), -25, 25)
         ax.plot(v, np.full(len(v), k), "o", color=COLORS[k % len(COLORS)], markersize=6)

@@ -17,4 +17,15 @@ def configure_torch_threads(threads: int | None = None) -> int:
     if threads is None:
         threads = int(os.environ.get("DIFFUSION_VIZ_THREADS", "0")) or min(2, os.cpu_count() or 1)
     torch.set_num_threads(max(1, threads))
+    limit_blas_threads(threads)
     return torch.get_num_threads()
+
+
+def limit_blas_threads(threads: int) -> None:
+    """numpy's BLAS keeps one spinning thread per core unless told otherwise (app.py sets
+    OPENBLAS_NUM_THREADS before numpy loads); threadpoolctl, where installed, limits it afterwards too."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(max(1, int(threads)), user_api="blas")

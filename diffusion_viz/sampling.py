@@ -85,6 +85,8 @@ def make_scheduler(
     - ``clip_sample`` off: clipping x0 to [-1, 1] would hide what the model really predicts.
     - ``timestep_spacing="trailing"``: the first step is the noisiest training step (T-1), so sampling
       starts where training ended (Lin et al. 2024); diffusers' "leading" default skips it.
+    - ``set_alpha_to_one`` on (DDIM, PNDM): the last step lands on the clean picture (alpha_bar = 1), not
+      on the first training step's alpha_bar (0.957 for laplace: visibly noisy).
     """
     validation.check_choice("scheduler", name, SCHEDULERS)
     if isinstance(schedule, str):
@@ -99,6 +101,8 @@ def make_scheduler(
     )
     if "clip_sample" in accepted:
         config["clip_sample"] = False
+    if "set_alpha_to_one" in accepted:
+        config["set_alpha_to_one"] = True
     if "skip_prk_steps" in accepted:
         config["skip_prk_steps"] = True  # PLMS as Stable Diffusion uses it: N + 1 frames
     if "algorithm_type" in accepted and name == "dpmpp_2m":
@@ -126,7 +130,7 @@ def build_scheduler(denoiser, settings: "SampleSettings"):
 def planned_frame_count(scheduler_name: str, steps: int) -> int:
     """How many frames (model calls) a run will have: N for most, 2N-1 for Heun, N+1 for PNDM."""
     scheduler = make_scheduler(scheduler_name)
-    scheduler.set_timesteps(validation.check_steps(steps))
+    start_scheduler(scheduler, validation.check_steps(steps))
     return len(scheduler.timesteps)
 
 
@@ -134,19 +138,59 @@ def karras_schedulers() -> list[str]:
     return [n for n, c in SCHEDULERS.items() if "use_karras_sigmas" in inspect.signature(c.__init__).parameters]
 
 
+def start_scheduler(scheduler, steps: int):
+    """``set_timesteps`` and begin at index 0.
+
+    With Karras spacing on a schedule whose sigma_max is huge (cosine, sigmoid, laplace, zero terminal
+    SNR) several noise levels round to the same integer timestep (999, 999, 998, ...). diffusers would
+    look the first one up and pick its *second* occurrence, starting one step late and running off the
+    end (IndexError in DPM-Solver++, AssertionError in UniPC). Our loops always start at the first level.
+    """
+    scheduler.set_timesteps(steps)
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(0)
+    return scheduler
+
+
 def current_alpha_bar(scheduler, t) -> float:
     """alpha_bar of the noise level the scheduler is at now, read from the scheduler itself.
 
     Sigma-based schedulers (Euler, Heun, DPM-Solver, ...) interpolate between training steps and keep
-    the exact value in ``sigmas[step_index]``; the others step on integer training steps.
+    the exact level in ``sigmas[step_index]`` (with Karras spacing it lies between training steps, and
+    the integer timestep the model is given is rounded); the others step on integer training steps.
     """
     if hasattr(scheduler, "sigmas") and hasattr(scheduler, "step_index"):
         index = scheduler.step_index
+        if index is None:  # before the first step: where start_scheduler told it to begin
+            index = getattr(scheduler, "begin_index", None)
         if index is None:
             index = scheduler.index_for_timestep(t)
         sigma = float(scheduler.sigmas[index])
         return 1.0 / (1.0 + sigma * sigma)
     return float(scheduler.alphas_cumprod[int(t)])
+
+
+def level_in_steps(scheduler, alpha_bar: float) -> float:
+    """The (fractional) training step whose noise level is ``alpha_bar``, interpolated in log-SNR.
+
+    Equals the integer timestep for most samplers; with Karras spacing the level lies between training
+    steps, and this says where (e.g. 998.6 while the model is told t = 999).
+    """
+    if not 0.0 < alpha_bar < 1.0:
+        return 0.0 if alpha_bar >= 1.0 else float(len(scheduler.alphas_cumprod) - 1)
+    minus_lam, steps = _minus_log_snr(scheduler)
+    target = math.log(alpha_bar) - math.log1p(-alpha_bar)
+    return float(np.interp(-target, minus_lam, steps))
+
+
+def _minus_log_snr(scheduler):
+    """-log SNR of every training step (increasing in t), computed once per scheduler."""
+    cached = getattr(scheduler, "_dv_minus_log_snr", None)
+    if cached is None:
+        ab = scheduler.alphas_cumprod.double().numpy()
+        cached = (-(np.log(ab) - np.log1p(-ab)), np.arange(len(ab), dtype=np.float64))
+        scheduler._dv_minus_log_snr = cached
+    return cached
 
 
 def to_x0_and_eps(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: float, prediction_type: str):
@@ -170,10 +214,13 @@ class Frame:
 
     def __init__(self, index: int, timestep: float, alpha_bar: float, prediction_type: str,
                  x_t: torch.Tensor, output: torch.Tensor,
-                 output_cond: torch.Tensor | None = None, output_uncond: torch.Tensor | None = None):
+                 output_cond: torch.Tensor | None = None, output_uncond: torch.Tensor | None = None,
+                 level: float | None = None):
         self.index = index  # 0-based position in the run
-        self.timestep = timestep  # the scheduler's timestep (training-step units, 0 .. T-1)
-        self.alpha_bar = alpha_bar
+        self.timestep = timestep  # the timestep the model is given (training-step units, 0 .. T-1)
+        self.alpha_bar = alpha_bar  # the noise level the scheduler really uses at this step
+        # where that level lies in training steps (fractional with Karras spacing); = timestep otherwise
+        self.level = timestep if level is None else level
         self.prediction_type = prediction_type
         self._x_t, self._output = x_t, output
         self._cond, self._uncond = output_cond, output_uncond
@@ -292,7 +339,7 @@ def iter_frames(
     s = settings.validated()
     if scheduler is None:
         scheduler = build_scheduler(denoiser, s)
-    scheduler.set_timesteps(s.steps)
+    start_scheduler(scheduler, s.steps)
 
     generator = torch.Generator("cpu").manual_seed(s.seed)  # CPU: the same noise on every machine
     step_kwargs = {"generator": generator} if _accepts(scheduler.step, "generator") else {}
@@ -309,6 +356,7 @@ def iter_frames(
             return
         x_in = scheduler.scale_model_input(x, t)  # the variance-preserving x_t the model sees
         alpha_bar = current_alpha_bar(scheduler, t)
+        level = level_in_steps(scheduler, alpha_bar)
 
         if use_cfg and hasattr(denoiser, "predict_pair"):
             # Optional hook: both predictions as one batch, as diffusers' pipelines do (faster on a GPU,
@@ -326,7 +374,7 @@ def iter_frames(
 
         if capture:  # keep references only; schedulers return new tensors, they never write into these
             yield Frame(i, float(t), alpha_bar, denoiser.prediction_type, x_in, output,
-                        out_cond if use_cfg else None, out_uncond if use_cfg else None)
+                        out_cond if use_cfg else None, out_uncond if use_cfg else None, level)
 
         x = scheduler.step(output, t, x, **step_kwargs).prev_sample
 

@@ -22,6 +22,11 @@ from .errors import UnknownNameError
 DEFAULT_TRAIN_STEPS = 1000
 # The clip Chen (2023) uses for the sigmoid schedule; we use it for laplace too, whose ends are 0 and 1.
 MIN_ALPHA_BAR = 1e-9
+# diffusers' schedulers keep betas in float32, where the largest number below 1 is 1 - 2**-24. A last beta
+# closer to 1 (zero terminal SNR: beta = 1; laplace: 1 - 2.3e-8) would become exactly 1 there, alpha_bar
+# exactly 0 and sigma infinite. Every schedule caps its last beta at this value, so the numbers we plot
+# are the numbers the samplers use (to float32 rounding).
+MAX_BETA = 1.0 - 2.0**-24
 
 
 def _betas_from_alpha_bar(alpha_bar: np.ndarray) -> np.ndarray:
@@ -101,11 +106,16 @@ SCHEDULES = {
 }
 
 SCHEDULE_DESCRIPTIONS = {
-    "linear": "Linear betas (Ho et al. 2020, DDPM). Destroys small images early: many steps are near-pure noise.",
-    "scaled_linear": "Stable Diffusion's schedule. Gentle: even the last step keeps 6.8% of the signal.",
-    "cosine": "Cosine (Nichol & Dhariwal 2021). Removes signal evenly; better for small images.",
-    "sigmoid": "Sigmoid (Chen 2023). Like cosine, spends more steps in the middle.",
-    "laplace": "Laplace (Hang et al. 2024). Concentrates steps around SNR = 1, where learning is hardest.",
+    "linear": "Linear betas (Ho et al. 2020, DDPM). Destroys small images early: a third of its steps keep "
+              "less than 1 % of the signal's power (ᾱ < 0.01).",
+    "scaled_linear": "Stable Diffusion's schedule. Gentle: the last step still keeps √ᾱ = 0.068 of the signal's "
+                     "amplitude (ᾱ = 0.47 % of its power): it never reaches pure noise.",
+    "cosine": "Cosine (Nichol & Dhariwal 2021). Removes signal gradually: 7 % of its steps have ᾱ < 0.01 "
+              "(linear: 33 %); made for small images.",
+    "sigmoid": "Sigmoid (Chen 2023). About as many steps near log-SNR 0 as cosine (30 % of them); its "
+               "log-SNR spans a narrower range: +8.1 to -8.1 before the clipped last step (cosine +10.1 to -12.9).",
+    "laplace": "Laplace (Hang et al. 2024). Concentrates steps around SNR = 1 (87 % of them have log-SNR "
+               "within ±1), where learning is hardest; its first step is already noisy (ᾱ = 0.957).",
 }
 
 
@@ -159,14 +169,9 @@ class Schedule:
         return float(out) if out.ndim == 0 else out
 
     def betas_for_scheduler(self) -> list[float]:
-        """Betas to hand a diffusers scheduler as ``trained_betas``.
-
-        alpha_bar = 0 (zero terminal SNR) would make sigma infinite in the sigma-based samplers;
-        diffusers itself replaces it with 2**-24 in that case, and so do we (sqrt = 2.4e-4).
-        """
-        ab = self.alphas_cumprod.copy()
-        ab[-1] = max(ab[-1], 2.0**-24)
-        return _betas_from_alpha_bar(ab).tolist()
+        """Betas to hand a diffusers scheduler as ``trained_betas``: exactly ours (see ``MAX_BETA``), so
+        the alpha_bar a sampler records equals ``alphas_cumprod`` up to float32 rounding."""
+        return self.betas.tolist()
 
 
 def get_schedule(name: str, T: int = DEFAULT_TRAIN_STEPS, zero_terminal_snr: bool = False) -> Schedule:
@@ -175,9 +180,9 @@ def get_schedule(name: str, T: int = DEFAULT_TRAIN_STEPS, zero_terminal_snr: boo
         raise UnknownNameError("noise schedule", name, SCHEDULES)
     if not isinstance(T, int) or isinstance(T, bool) or not 2 <= T <= 10_000:
         raise UnknownNameError("number of training steps", T, ["an integer in 2..10000"])
-    betas = SCHEDULES[name](T)
+    betas = np.minimum(SCHEDULES[name](T), MAX_BETA)
     if zero_terminal_snr:
-        betas = rescale_zero_terminal_snr(betas)
+        betas = np.minimum(rescale_zero_terminal_snr(betas), MAX_BETA)
     return Schedule(name=name, betas=betas, zero_terminal_snr=zero_terminal_snr)
 
 

@@ -13,6 +13,11 @@ MAX_PROMPT_CHARS = 1000
 MAX_SEED = 2**63 - 1
 
 
+def check_int(name: str, value) -> int:
+    """A whole number (an int, a float without fraction, or its text), else a clear error naming it."""
+    return _as_int(name, value)
+
+
 def _as_int(name: str, value) -> int:
     if isinstance(value, bool):
         raise InvalidInputError(f"{name} must be a whole number, not {value!r}.")

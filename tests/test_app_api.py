@@ -38,7 +38,10 @@ def test_generate_returns_player_image_summary_and_downloads_on_request(client):
     payload = json.loads(player)
     frames = payload["columns"][0]["frames"]
     assert payload["mode"] == "full" and len(frames) == 20
-    assert frames[0]["t"] > frames[-1]["t"] and frames[0]["x0"].startswith("data:image/png;base64,")
+    strips = payload["columns"][0]["strips"][-1]  # the run's chunks follow each other
+    assert sum(c["count"] for c in payload["columns"][0]["strips"]) == 20
+    assert frames[0]["t"] > frames[-1]["t"] and strips["x0"].startswith("data:image/png;base64,")
+    assert strips["size"] == [64, 64]
     assert Image.open(image).size == (64, 64)
     assert summary["frames"] == 20 and summary["settings"]["seed"] == 0 and len(summary["steps"]) == 20
     assert summary["conditioning"]["matches"][0]["label"].endswith("cat")

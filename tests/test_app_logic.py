@@ -32,20 +32,29 @@ def test_png_data_uri_round_trips_pixels():
 def test_stream_run_first_batch_is_one_frame_then_finished_run(model):
     settings = logic.make_settings("cat", 20, 0, 1.0, "ddim", "cosine")
     list(logic.stream_run(model, settings))  # warm: text encoder, scheduler construction
-    updates = list(logic.stream_run(model, settings))
-    assert len(updates[0].new_frames) == 1 and updates[0].first_frame_s < 0.5
+    updates = list(logic.stream_run(model, settings, first_send=0))
+    assert len(updates[0].new_frames) == 1  # with first_send=0 the first frame is sent on its own, at once
+    assert updates[0].first_frame_s < 30  # only guards against a hang; speed: bench/bench_app.py
     assert updates[-1].trajectory is not None
     assert sum(len(u.new_frames) for u in updates) == 20 == updates[-1].total
-    rec = updates[0].new_frames[0]
-    assert {"t", "alpha_bar", "snr", "log_snr", "x_t", "x0", "eps"} <= set(rec)
-    assert decode(rec["x_t"]).shape == (32, 32, 3)  # native size: the browser upscales
-    json.dumps(rec)  # no infinities or numpy types
+    col = logic.player_column(updates[0].new_frames, model)
+    assert {"index", "t", "level", "alpha_bar", "snr", "log_snr", "sigma"} == set(col["frames"][0])
+    assert decode(col["strips"][0]["x0"]).shape == (32, 32, 3)  # native size: the browser upscales
+    json.dumps(col)  # no infinities or numpy types
+
+
+def test_a_run_faster_than_first_send_arrives_as_one_message(model):
+    """Streaming a 20 ms run in two messages costs more than it shows: it is sent once, finished."""
+    settings = logic.make_settings("cat", 5, 0, 1.0, "ddim", "cosine")
+    updates = list(logic.stream_run(model, settings, first_send=60.0))
+    assert len(updates) == 1 and updates[0].trajectory is not None and len(updates[0].new_frames) == 5
 
 
 def test_stream_run_can_be_stopped(model):
     settings = logic.make_settings("cat", 50, 0, 1.0, "ddim", "cosine")
     calls = iter(range(1000))
-    updates = list(logic.stream_run(model, settings, should_stop=lambda: next(calls) >= 3, interval=0))
+    updates = list(logic.stream_run(model, settings, should_stop=lambda: next(calls) >= 3, interval=0,
+                                    first_send=0))
     assert all(u.trajectory is None for u in updates) and sum(len(u.new_frames) for u in updates) == 3
 
 
@@ -55,6 +64,7 @@ def test_player_payload_is_json_and_thinned():
     assert len(thin) == 200 and thin[0]["t"] == 0 and thin[-1]["t"] == 499
     payload = logic.player_payload([{"title": "a", "frames": thin}], total=500)
     assert json.loads(to_value(payload))["columns"][0]["frames"][-1]["t"] == 499
+    assert logic.thin_frames(records[:200], 200) == records[:200]  # short runs are sent whole
 
 
 def test_conditioning_shows_emoji_weights(model):
@@ -118,15 +128,27 @@ def test_forward_outputs_refuse_bad_values(t, names):
         logic.forward_outputs(np.zeros((4, 4, 3), np.uint8), t, names)
 
 
-def test_forward_is_fast_for_512px_four_schedules():
-    import time
+def test_forward_reuses_the_session_noise_for_a_512px_photo():
+    """Moving the t slider reuses the session's one noise draw (no new 512x512x3 draw per step), and the
+    pictures are still sqrt(abar) x0 + sqrt(1 - abar) eps; a new noise seed draws again. The speed (goal
+    50 ms) is measured by bench/bench_app.py, not asserted here: timings on a shared machine vary."""
+    from diffusion_viz.forward import make_noise
+    from diffusion_viz.schedules import get_schedule
 
+    four = ["linear", "scaled_linear", "cosine", "sigmoid"]
     rgb = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
     cache = {}
-    logic.forward_outputs(rgb, 300, ["linear", "scaled_linear", "cosine", "sigmoid"], cache=cache)
-    start = time.perf_counter()
-    logic.forward_outputs(rgb, 301, ["linear", "scaled_linear", "cosine", "sigmoid"], cache=cache)
-    assert time.perf_counter() - start < 0.25  # goal 50 ms; generous for a shared CI machine
+    logic.forward_outputs(rgb, 300, four, cache=cache)
+    eps = cache["eps"]
+    np.testing.assert_array_equal(eps, make_noise(rgb.shape, 0))
+    res = logic.forward_outputs(rgb, 301, four, cache=cache)
+    assert cache["eps"] is eps  # reused, not drawn again
+    assert res.alpha_bars == [float(get_schedule(n).alphas_cumprod[301]) for n in four]
+    x0 = rgb.astype(np.float64) / 127.5 - 1
+    for x, ab in zip(res.noised, res.alpha_bars):
+        np.testing.assert_allclose(x, math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps, atol=1e-5)
+    logic.forward_outputs(rgb, 301, four, noise_seed=1, cache=cache)
+    assert cache["eps"] is not eps and not np.array_equal(cache["eps"], eps)
 
 
 def test_compare_aligns_columns_and_reports_log_snr():

@@ -123,18 +123,22 @@ def sd_app(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-sd") / "checkpoint"
     tiny_sd_pipeline(sample_size=SIZE).save_pretrained(folder)
     name = str(folder)
+    before = dict(registry.MODELS)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DIFFUSION_VIZ_MODEL", name)
+        mp.setenv("DIFFUSION_VIZ_MODELS", "sd15")  # offered, but not downloaded (offline): explained
         mp.setenv("HF_HUB_OFFLINE", "1")
-        # The registry reads DIFFUSION_VIZ_MODEL at import; register again now that it is set.
+        mp.delenv("DIFFUSION_VIZ_ALLOW_DOWNLOADS", raising=False)
+        # The registry reads DIFFUSION_VIZ_MODEL(S) at import; register again now that they are set.
         registry._register_stable_diffusion()
-        assert name in registry.MODELS
+        assert name in registry.MODELS and "sd15" in registry.MODELS
         demo, url = start_server(warm=False)
         try:
             yield Client(url, verbose=False), name
         finally:
             demo.close()
-            registry.MODELS.pop(name, None)
+            registry.MODELS.clear()
+            registry.MODELS.update(before)
 
 
 def test_sd_generate_decode_tokens_and_guidance_through_the_api(sd_app):
@@ -145,8 +149,8 @@ def test_sd_generate_decode_tokens_and_guidance_through_the_api(sd_app):
     frames = payload["columns"][0]["frames"]
     assert len(frames) == 5 and payload["run"]
     # Steps are the linear latent preview at latent size; the finished picture is the VAE decode.
-    preview = frames[-1]["x0"]
-    assert preview.startswith("data:image/png;base64,")
+    strips = payload["columns"][0]["strips"][0]
+    assert strips["x0"].startswith("data:image/png;base64,") and strips["size"] == [SIZE, SIZE]
     assert Image.open(image).size == (2 * SIZE, 2 * SIZE)
     assert summary["conditioning"]["tokens"] == ["a", "red", "cat"] and "VAE" in status
     assert "`red`" in cond
@@ -180,15 +184,25 @@ def test_a_checkpoint_that_cannot_load_gives_a_message_and_the_emoji_model_back(
     """Offline, an SD preset that is not downloaded fails fast with a plain message (select handler)."""
     import time
 
+    from diffusion_viz.models import registry
     from diffusion_viz.ui import denoise_tab
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.monotonic()
-    out = denoise_tab.select_model("sd15", True)
+    monkeypatch.setenv("DIFFUSION_VIZ_MODELS", "sd15")
+    monkeypatch.delenv("DIFFUSION_VIZ_ALLOW_DOWNLOADS", raising=False)
+    before = dict(registry.MODELS)
+    registry._register_stable_diffusion()
+    try:
+        start = time.monotonic()
+        out = denoise_tab.select_model("sd15", True)
+    finally:
+        registry.MODELS.clear()
+        registry.MODELS.update(before)
     assert time.monotonic() - start < 30
     model_update, status = out[0], out[-1]
     assert model_update["value"] == "emoji-exact"
     assert "Could not load sd15" in status and "built-in models keep working" in status
+    assert "not downloaded on this server" in status
     assert out[7]["visible"] is False and out[9] is False  # the SD panel is hidden again
 
 
@@ -224,7 +238,7 @@ def test_browser_sd_model_controls_decode_on_demand_and_failed_checkpoint(sd_app
         page.fill("#dv-prompt textarea", "a red cat and a dog")
         page.click("#dv-generate")
         page.wait_for_function("document.querySelector('#dv-status').innerText.includes('Done')", timeout=60_000)
-        assert page.evaluate("window.dvPlayers['dv-player'].frames()") == 30
+        page.wait_for_function("window.dvPlayers['dv-player'].frames() === 30", timeout=30_000)
         assert page.evaluate("window.dvPlayers['dv-player'].run()")
         page.evaluate("window.dvPlayers['dv-player'].seek(9)")
         page.click("#dv-sd-decode")

@@ -19,24 +19,30 @@ ARITHMETIC = "document.querySelector('#dv-arithmetic').innerText"
 
 
 @pytest.fixture(scope="module")
-def page():
+def server():
     from diffusion_viz.runtime import configure_torch_threads
     from diffusion_viz.ui.app import start_server
 
     configure_torch_threads()
     demo, url = start_server()
+    yield url
+    demo.close()
+
+
+@pytest.fixture()
+def page(server):
+    """A fresh browser and page for every test (order-independent), with a fake camera."""
     with playwright.sync_playwright() as p:
         browser = launch_chromium(p, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
         context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
         pg = context.new_page()
         errors = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(url)
+        pg.goto(server)
         pg.wait_for_selector("#dv-generate")
         pg.errors = errors
         yield pg
         browser.close()
-    demo.close()
 
 
 def test_a_run_leaves_nothing_in_browser_storage(page):

@@ -4,6 +4,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from diffusion_viz.sampling import SampleSettings
 from diffusion_viz.ui.cache import ResultCache, run_key
@@ -41,6 +42,59 @@ def test_hit_miss_lru_and_byte_budget(tmp_path):
     assert len(cache) == 0 and not Path(d).exists()  # evicted files are deleted (after a grace period)
 
 
+def test_a_hit_returns_the_stored_run_and_counts(tmp_path):
+    """Same key twice: the first get is a miss, then the stored outputs come back (the same objects, the
+    same file bytes) and the hit counter moves; another key is still a miss."""
+    cache = ResultCache(max_bytes=100_000, root=tmp_path)
+    key = run_key("m", SampleSettings(prompt="cat", steps=10, seed=3).validated())
+    assert cache.get(key) is None and cache.stats()["misses"] == 1 and cache.stats()["hits"] == 0
+    outs, files, d = _run(cache, "a", nbytes=1234)
+    assert cache.put(key, outs, files, d)
+    first = cache.get(key)
+    second = cache.get(run_key("m", SampleSettings(prompt="cat", steps=10, seed=3).validated()))  # equal key
+    assert first is second and all(a is b for a, b in zip(first, outs)) and len(first) == len(outs)
+    assert Path(first[5][0]).read_bytes() == b"G" * 1234
+    assert cache.get(run_key("m", SampleSettings(prompt="cat", steps=10, seed=4).validated())) is None
+    assert cache.stats() == {"entries": 1, "bytes": cache.nbytes, "max_bytes": 100_000, "hits": 2, "misses": 2}
+    assert cache.nbytes >= 1234  # the files count towards the budget
+
+
+def test_eviction_by_bytes_is_least_recently_used_first(tmp_path):
+    """Entries of ~1.1 kB (1000-byte file + payload) in a 5000-byte budget: four fit, the fifth pushes out
+    the least recently *used* (not the oldest), its files are removed after the grace period."""
+    cache = ResultCache(max_bytes=5000, root=tmp_path)
+    dirs = {}
+    for name in "abcd":
+        outs, files, dirs[name] = _run(cache, name, nbytes=1000)
+        assert cache.put(name, outs, files, dirs[name])
+    assert len(cache) == 4 and 4000 < cache.nbytes <= 5000
+    per_entry = cache.nbytes / 4
+    assert cache.get("a") is not None  # a is now the most recent; b is the least recently used
+    outs, files, dirs["e"] = _run(cache, "e", nbytes=1000)
+    assert cache.put("e", outs, files, dirs["e"])
+    assert len(cache) == 4 and cache.nbytes <= 5000 and cache.nbytes == pytest.approx(4 * per_entry, abs=8)
+    assert cache.get("b") is None and all(cache.get(k) is not None for k in "acde")
+    assert Path(dirs["b"]).exists()  # a reply being sent may still read it: removed after a grace period
+    outs, files, dirs["big"] = _run(cache, "big", nbytes=3500)  # needs the room of three entries
+    assert cache.put("big", outs, files, dirs["big"])
+    assert cache.nbytes <= 5000 and set(k for k in "acde" if cache.get(k) is not None) == {"e"}
+    cache.clear()
+    assert len(cache) == 0 and cache.nbytes == 0 and cache.stats()["hits"] == 0
+    assert not any(Path(d).exists() for d in dirs.values())
+
+
+def test_the_same_run_stored_twice_keeps_the_first(tmp_path):
+    """Two users finish the same run: the first stored copy stays, the second's folder is thrown away."""
+    cache = ResultCache(max_bytes=10_000, root=tmp_path)
+    outs1, files1, d1 = _run(cache, "a")
+    outs2, files2, d2 = _run(cache, "a")
+    assert cache.put("k", outs1, files1, d1) and cache.put("k", outs2, files2, d2)
+    assert cache.get("k")[0] is outs1[0] and len(cache) == 1
+    nbytes = cache.nbytes
+    cache.clear()
+    assert nbytes < 2 * 1000 and not Path(d2).exists() and not Path(d1).exists()
+
+
 def test_vanished_files_are_a_miss_and_oversized_runs_are_not_kept(tmp_path):
     cache = ResultCache(max_bytes=10_000, root=tmp_path)
     outs, files, d = _run(cache, "a")
@@ -67,3 +121,43 @@ def test_thread_safe_under_concurrent_use(tmp_path):
     for t in threads:
         t.join()
     assert 0 < cache.nbytes <= 20_000 and cache.stats()["hits"] > 0
+
+
+@pytest.fixture
+def results():
+    """The app's shared cache, emptied before and after the test (no state from or for other tests)."""
+    from diffusion_viz.ui.cache import RESULTS
+
+    RESULTS.clear()
+    try:
+        yield RESULTS
+    finally:
+        RESULTS.clear()
+
+
+def test_the_app_serves_a_repeated_run_from_the_cache(results):
+    """The same Generate twice: the second is a hit (no sampling), with the first run's outputs; the
+    GIF/MP4 asked for twice are the same files with the same bytes."""
+    from diffusion_viz.ui import denoise_tab
+
+    args = ("cat", 4, 987_654, 1.0, "ddim", "cosine", "emoji-exact-32")
+    stats = denoise_tab.RUN_STATS
+    runs, hits = stats["runs"], stats["cache_hits"]
+    first = list(denoise_tab.generate(*args))[-1]
+    assert results.stats()["hits"] == 0 and results.stats()["misses"] == 1 and len(results) == 1
+    replay = list(denoise_tab.generate(*args))
+    assert len(replay) == 1  # the whole run at once: nothing streamed, nothing sampled
+    second = replay[0]
+    assert results.stats()["hits"] == 1 and stats["runs"] == runs + 1 and stats["cache_hits"] == hits + 1
+    assert second[0] == first[0] and second[1] is first[1] and second[2] is first[2]
+    assert "served from the cache" in second[4].lower() and "cache" not in first[4].lower()
+    other = list(denoise_tab.generate(*args[:2], 987_655, *args[3:]))[-1]  # another seed: computed
+    assert stats["runs"] == runs + 2 and other[0] != first[0] and results.stats()["hits"] == 1
+
+    files = list(denoise_tab.make_downloads(*args))[-1]  # a generator: progress, then the files
+    made = [Path(f).read_bytes() for f in files]
+    again = list(denoise_tab.make_downloads(*args))[-1]
+    assert results.stats()["hits"] == 2 and again == files and len(files) == 2
+    assert [Path(f).read_bytes() for f in again] == made
+    assert [Path(f).suffix for f in files] == [".gif", ".mp4"]
+    assert all(Path(f).stat().st_size > 1000 for f in files)

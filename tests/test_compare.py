@@ -43,5 +43,8 @@ def test_columns_equal_separate_runs(emoji_model_32):
 
 
 def test_column_count_is_limited(emoji_model_32):
-    with pytest.raises(InvalidInputError):
-        sample_columns(emoji_model_32, COLUMNS + COLUMNS[:1])
+    """The library's ceiling (8); a server allows fewer (limits.LIMITS.columns, tested with the app)."""
+    from diffusion_viz.compare import MAX_COLUMNS
+
+    with pytest.raises(InvalidInputError, match="8 columns"):
+        sample_columns(emoji_model_32, (COLUMNS * 3)[:MAX_COLUMNS + 1])

@@ -1,6 +1,7 @@
 """The shipped emoji-unet weights (assets/emoji_unet): they must exist, load and draw something."""
 
 import numpy as np
+import pytest
 import torch
 
 from diffusion_viz.models.emoji_unet import ASSET_DIR, emoji_unet_model
@@ -19,9 +20,19 @@ def test_registered():
     assert get_model("emoji-unet") is emoji_unet_model()
 
 
-def test_fixed_seed_sample_is_an_image():
-    """Finite, mostly in range, not blank white, not flat grey: a picture was drawn."""
+@pytest.fixture
+def one_thread():
+    """One torch thread for this test only; the session's setting is put back afterwards."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_fixed_seed_sample_is_an_image(one_thread):
+    """Finite, mostly in range, not blank white, not flat grey: a picture was drawn."""
     model = emoji_unet_model()
     assert model.sample_shape == (3, 32, 32)
     settings = SampleSettings(prompt="cat face", steps=20, scheduler="ddim", schedule="cosine", guidance=3.0, seed=0)

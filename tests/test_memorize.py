@@ -63,30 +63,45 @@ def test_bad_input_is_refused_before_sampling(prompt, seed, steps, guidance, wor
     assert words in str(err.value).lower()
 
 
-def test_endpoint_summary_and_cache():
+@pytest.fixture
+def results():
+    """The app's shared result cache, emptied before and after (no run from or for other tests)."""
     from diffusion_viz.ui.cache import RESULTS
+
+    RESULTS.clear()
+    try:
+        yield RESULTS
+    finally:
+        RESULTS.clear()
+
+
+def test_endpoint_summary_and_cache(results):
     from diffusion_viz.ui.memorize_tab import memorize
 
     out = memorize("  rocket ", 0, 20, 3.0)
+    assert results.stats()["misses"] == 1 and results.stats()["hits"] == 0  # computed, not replayed
     assert (out["prompt"], out["seed"], out["steps"]) == ("rocket", 0, 20)
     exact, unet = out["models"]
     assert exact["copy"] and exact["nearest"] == "🚀 rocket" and exact["nearest_rms"] < 1e-3
     assert not unet["copy"] and unet["nearest_rms"] >= 0.1
     assert all(m[k].startswith("data:image/png;base64,") for m in out["models"] for k in ("image_png", "nearest_png"))
-    hits = RESULTS.hits
-    assert memorize("rocket", 0, 20, 3.0) == out and (RESULTS.hits == hits + 1 or not RESULTS.enabled)
+    again = memorize("rocket", 0, 20, 3.0)  # the same request (prompt trimmed): served from the cache
+    assert again == out
+    if results.enabled:  # DIFFUSION_VIZ_CACHE_MB=0 turns the cache off
+        assert results.stats()["hits"] == 1 and again is out
 
 
 def test_ui_handler_cards_and_friendly_errors():
     from diffusion_viz.ui.memorize_tab import memorize_ui
 
-    html, summary = memorize_ui("rocket", 0, 20, 3.0)
+    *_, (html, summary, progress) = list(memorize_ui("rocket", 0, 20, 3.0))  # progress lines, then the cards
     assert html.count('class="dv-mvg-img"') == 4 and "a copy of a training emoji" in html
     assert "new picture; nearest training emoji is" in html and summary["models"][0]["model"] == "emoji-exact-32"
+    assert progress == ""
     with pytest.raises(gr.Error, match="Type a prompt"):
-        memorize_ui("", 0, 20, 3.0)
+        list(memorize_ui("", 0, 20, 3.0))
     with pytest.raises(gr.Error, match="limit"):
-        memorize_ui("cat " * 500, 0, 20, 3.0)
+        list(memorize_ui("cat " * 500, 0, 20, 3.0))
 
 
 def test_cards_escape_their_text():
@@ -133,7 +148,7 @@ def test_memorize_runs_in_the_shared_sampling_pool():
     from diffusion_viz.ui.app import Serving, build_app, configure_queue
 
     demo = configure_queue(build_app(), Serving(sampling=2, light=4, queue_size=10, torch_threads=1, gpu=False))
-    fns = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") in ("memorize", "memorize_ui")]
+    fns = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") in ("memorize_api", "memorize_ui")]
     assert len(fns) == 4  # Run, Enter in the prompt, the dice's follow-up, the API
     assert all(fn.concurrency_id == "sampling" and fn.concurrency_limit == 2 for fn in fns)
     assert {fn.api_name for fn in fns if fn.api_visibility == "public"} == {"memorize"}

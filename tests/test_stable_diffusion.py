@@ -223,17 +223,50 @@ def test_loader_errors_are_clear(tmp_path, monkeypatch):
         load_pipeline("")
 
 
-def test_offline_preset_fails_fast_and_app_models_keep_working(monkeypatch):
-    from diffusion_viz.models.registry import MODELS, get_model
+@pytest.fixture()
+def offered(monkeypatch):
+    """Register the Stable Diffusion presets as an operator would (DIFFUSION_VIZ_MODELS=all); undo after."""
+    from diffusion_viz.models import registry
+
+    before = dict(registry.MODELS)
+    monkeypatch.setenv("DIFFUSION_VIZ_MODELS", "all")
+    registry._register_stable_diffusion()
+    yield registry.MODELS
+    registry.MODELS.clear()
+    registry.MODELS.update(before)
+
+
+def test_no_preset_is_offered_unless_the_operator_says_so(monkeypatch):
+    """A student's click must not start a multi-GB download: the page offers the offline models only."""
+    from diffusion_viz.errors import UnknownNameError as Unknown
+    from diffusion_viz.models.registry import MODELS, offered_presets
+    from diffusion_viz.ui import logic
+
+    monkeypatch.delenv("DIFFUSION_VIZ_MODELS", raising=False)
+    assert offered_presets() == [] and not {"sd15", "sdxl"} & set(MODELS)
+    assert offered_presets({"DIFFUSION_VIZ_MODELS": "sd15, sd-turbo"}) == ["sd15", "sd-turbo"]
+    assert len(offered_presets({"DIFFUSION_VIZ_MODELS": "all"})) == 5
+    with pytest.raises(Unknown, match="sd16"):
+        offered_presets({"DIFFUSION_VIZ_MODELS": "sd16"})
+    with pytest.raises(Unknown, match="sd15"):  # the app (and its API) loads only what it offers
+        logic.load_model("sd15")
+
+
+def test_offline_preset_fails_fast_and_app_models_keep_working(monkeypatch, offered):
+    from diffusion_viz.models.registry import get_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    assert {"sd15", "sd21", "sdxl", "sd-turbo", "sdxl-turbo"} <= set(MODELS)
-    assert MODELS["sd15"].default_schedule == "scaled_linear"
+    assert {"sd15", "sd21", "sdxl", "sd-turbo", "sdxl-turbo"} <= set(offered)
+    assert offered["sd15"].default_schedule == "scaled_linear"
+    monkeypatch.delenv("DIFFUSION_VIZ_ALLOW_DOWNLOADS", raising=False)
+    with pytest.raises(ModelLoadError, match="not downloaded on this server.*diffusion-viz download sd15"):
+        get_model("sd15")  # offered, not on disk, downloads not allowed: the operator's choice, said so
+    monkeypatch.setenv("DIFFUSION_VIZ_ALLOW_DOWNLOADS", "1")
     start = time.perf_counter()
     with pytest.raises(ModelLoadError, match="offline|not reachable|Not enough"):
         get_model("sd15")
-    assert time.perf_counter() - start < 20
+    assert time.perf_counter() - start < 20  # a hang guard, not a speed test: offline answers at once
 
 
 def test_single_file_family_is_read_from_the_keys(tmp_path):

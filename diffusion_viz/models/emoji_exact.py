@@ -5,8 +5,10 @@ posterior mean
 
     E[x0 | x_t] = sum_i w_i x_i,   w_i = softmax_i( log p_i - ||x_t - sqrt(abar) x_i||^2 / (2 (1 - abar)) )
 
-No training, no approximation: it is correct for every alpha_bar, so every schedule and sampler runs
-exactly. It can only ever give back pictures it has seen: it *memorizes* (compare the trained UNet).
+No training, no approximation: the *denoiser* is exact at every alpha_bar. A sampler built on it still
+takes finitely many steps from a start it assumes (pure noise), so where a run ends depends on the
+sampler, the step count and the schedule. It can only give back pictures it has seen, or blends of them
+when a sampler takes too few steps: it *memorizes* (compare the trained UNet).
 
 The prompt sets the prior p_i: the MiniLM similarity of the prompt to each emoji's Unicode name,
 sharpened by a temperature, over the TOP_K best-matching names (zero elsewhere). An empty prompt gives
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data import EmojiDataset, load_emoji, name_embeddings
+from ..data import EmojiDataset, load_emoji, name_embeddings, nearest_emoji
 from ..validation import check_prompt
 
 # A prompt's prior covers its TOP_K best-matching emoji names. This is the model's definition (the
@@ -68,16 +70,26 @@ class ExactEmojiDenoiser:
             self._name_embeddings = name_embeddings()
         return self._name_embeddings @ embed_texts([prompt])[0]
 
-    @functools.lru_cache(maxsize=256)
     def encode_prompt(self, prompt: str) -> EmojiConditioning:
+        """The prompt's prior (cached per prompt: the text encoder is the slow part) with its emoji gathered
+        for the matrix products (kept for the last few prompts only: 1.5 MB each at 64 px)."""
         prompt = check_prompt(prompt)
+        log_prior, support = self._prior(prompt)
+        if not prompt:
+            return EmojiConditioning("", log_prior, support, self.images, self.sq_norms)
+        return self._gathered(prompt, log_prior, support)
+
+    @functools.lru_cache(maxsize=512)
+    def _prior(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(self.dataset)
         if not prompt:
-            log_prior = torch.full((n,), -math.log(n), dtype=torch.float64)
-            return EmojiConditioning("", log_prior, torch.arange(n), self.images, self.sq_norms)
+            return torch.full((n,), -math.log(n), dtype=torch.float64), torch.arange(n)
         logits = torch.from_numpy(self.prompt_similarity(prompt).astype(np.float64)) / self.temperature
         support = torch.topk(logits, min(TOP_K, n)).indices
-        log_prior = torch.log_softmax(logits[support], dim=0)
+        return torch.log_softmax(logits[support], dim=0), support
+
+    @functools.lru_cache(maxsize=8)
+    def _gathered(self, prompt: str, log_prior: torch.Tensor, support: torch.Tensor) -> EmojiConditioning:
         return EmojiConditioning(prompt, log_prior, support, self.images[support].contiguous(),
                                  self.sq_norms[support])
 
@@ -122,11 +134,10 @@ class ExactEmojiDenoiser:
         return (a * x_t - x0) / s
 
     def nearest(self, image: np.ndarray) -> tuple[int, float]:
-        """Index of the closest training emoji to a (3, S, S) image in [-1, 1], and its RMS distance."""
-        flat = torch.from_numpy(np.asarray(image, dtype=np.float32).reshape(1, -1))
-        d2 = (self.sq_norms - 2.0 * (flat @ self.images.T).double()[0] + (flat.double() ** 2).sum())
-        i = int(torch.argmin(d2))
-        return i, math.sqrt(max(float(d2[i]), 0.0) / flat.shape[1])
+        """Index of the closest training emoji to a (3, S, S) image in [-1, 1], and its RMS distance
+        (``data.nearest_emoji``, the same for every model)."""
+        n = nearest_emoji(image)
+        return n.index, n.rms
 
 
 @functools.lru_cache(maxsize=2)

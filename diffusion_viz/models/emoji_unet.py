@@ -1,8 +1,9 @@
-"""emoji-unet: a tiny text-conditioned UNet trained on the emoji set (see diffusion_viz/train.py).
+"""emoji-unet: a tiny text-conditioned UNet trained on the emoji set (training: diffusion_viz/training/unet.py).
 
-The contrast with the exact denoiser is the lesson: the exact model can only return training emoji
-(it memorizes); this network has ~1.6M weights for 1,361 pictures (4.2M pixel values), so it has to
-smooth and mix.
+The contrast with the exact denoiser is the lesson (diffusion_viz/memorize.py): the exact model can only
+return training emoji (it memorizes); this network, trained briefly with flips and shifts, makes new
+pictures (it generalizes). Whether a network of its size *could* memorize the set is an empirical
+question: 1.6 M fp16 weights are 26 Mbit, the 32-px emoji compress to ~12 Mbit.
 
 Weights: assets/emoji_unet/model.safetensors (fp16 on disk, run in float32 on the CPU).
 Prompts become MiniLM token vectors (the same encoder and padding as in training).
@@ -15,14 +16,20 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..data import ASSETS, load_emoji
+from ..data import ASSETS
 from ..errors import ModelLoadError
 from ..validation import check_prompt
 
 ASSET_DIR = ASSETS / "emoji_unet"
+
+
+def build_unet(unet_config: dict):
+    """The network: diffusers' UNet2DConditionModel, cross-attending to MiniLM token vectors."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(**unet_config)
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,6 @@ class EmojiUNetDenoiser:
     def from_dir(cls, path: Path = ASSET_DIR) -> "EmojiUNetDenoiser":
         from safetensors.torch import load_file
 
-        from ..train import build_unet
-
         path = Path(path)
         if not (path / "model.safetensors").exists():
             raise ModelLoadError(f"Missing {path / 'model.safetensors'}; train and export with `diffusion-viz train`.")
@@ -66,7 +71,7 @@ class EmojiUNetDenoiser:
     @functools.lru_cache(maxsize=256)
     def encode_prompt(self, prompt: str) -> UNetConditioning:
         """Token vectors of the prompt, padded as in training. The empty prompt is the unconditional one."""
-        from ..train import sentence_vectors, token_embeddings
+        from .text_encoder import sentence_vectors, token_embeddings
 
         prompt = check_prompt(prompt)
         hidden, mask = token_embeddings([prompt], self.max_tokens)
@@ -89,47 +94,8 @@ class EmojiUNetDenoiser:
                         class_labels=None if cond.pooled is None else torch.cat([uncond.pooled, cond.pooled])).sample
         return out[:1], out[1:]
 
-    def nearest(self, image: np.ndarray) -> tuple[int, float]:
-        """The closest training emoji (index, RMS distance in [-1, 1] pixels) at this model's resolution."""
-        from .emoji_exact import exact_emoji_model
-
-        return exact_emoji_model(self.sample_shape[-1]).nearest(image)
-
 
 @functools.lru_cache(maxsize=1)
 def emoji_unet_model() -> EmojiUNetDenoiser:
     """One shared instance per process."""
     return EmojiUNetDenoiser.from_dir(ASSET_DIR)
-
-
-def nearest_label(image: np.ndarray) -> tuple[int, str, float]:
-    """The closest training emoji to a (3, S, S) image: (index, '<emoji> <name>', RMS distance)."""
-    from .emoji_exact import exact_emoji_model
-
-    size = image.shape[-1]
-    i, d = exact_emoji_model(size).nearest(image)
-    return i, load_emoji(size).label(i), d
-
-
-def memorize_vs_generalize(prompt: str, seed: int = 0, steps: int = 50, guidance: float = 3.0,
-                           scheduler: str = "ddim") -> list[dict]:
-    """Same prompt, same seed, same sampler: the exact denoiser (32 px) next to the UNet.
-
-    Each result comes with its nearest training emoji and the distance to it: ~0 for the exact model
-    (a copy), clearly above 0 for the UNet (something new, or a blurred mix). The exact model runs
-    without guidance: its prompt prior is already sharp, and guidance on an exact posterior only
-    over-sharpens it.
-    """
-    from .emoji_exact import exact_emoji_model
-    from ..sampling import SampleSettings, sample
-
-    results = []
-    for name, model, g in (("emoji-exact-32", exact_emoji_model(32), 1.0),
-                           ("emoji-unet", emoji_unet_model(), guidance)):
-        settings = SampleSettings(prompt=prompt, steps=steps, scheduler=scheduler, schedule="cosine",
-                                  guidance=g, seed=seed)
-        final = sample(model, settings).final
-        index, label, distance = nearest_label(final)
-        results.append(dict(model=name, image=final, nearest_index=index, nearest=label,
-                            nearest_rms=distance, guidance=g))
-    return results

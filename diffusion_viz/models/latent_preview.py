@@ -65,6 +65,12 @@ LATENT_RGB: dict[str, LatentRGB] = {
 }
 
 
+def register_family(name: str, spec: LatentRGB) -> None:
+    """Add (or replace) a family's preview factors, e.g. ones fitted to a shipped VAE (emoji-ldm)."""
+    LATENT_RGB[name] = spec
+    _matrix.cache_clear()
+
+
 def _as_chw(latent) -> np.ndarray:
     if hasattr(latent, "detach"):  # a torch tensor
         latent = latent.detach().to("cpu").float().numpy()
@@ -94,6 +100,13 @@ def latent_to_rgb(latent, family: str = "sd1") -> np.ndarray:
     rgb = matrix @ latent.reshape(c, h * w) + bias  # (3, H*W), roughly in [-1, 1]
     rgb = np.clip((rgb + 1.0) * 127.5, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(rgb.reshape(3, h, w).transpose(1, 2, 0))
+
+
+def preview_offset(family: str = "sd1") -> list[float]:
+    """Where a zero latent lands in the 0..255 preview, per channel: 127.5 (bias + 1). The preview is
+    linear, so x_t's preview follows from x0's and the noise's (ui/atlas.py uses this)."""
+    _, bias = _matrix(family)
+    return [float(127.5 * (b + 1.0)) for b in bias[:, 0]]
 
 
 def latent_channels_image(latent, value_range: float = 3.0, gap: int = 2) -> np.ndarray:

@@ -9,9 +9,11 @@ Sources, in the order they are recognised:
 Never ``trust_remote_code``, never pickle (.ckpt/.bin) weights. Every failure is a ``ModelLoadError``
 whose message says what to do.
 
-Environment: DIFFUSION_VIZ_MODEL (a preset, folder or file for the app/CLI), DIFFUSION_VIZ_DEVICE
-(cuda/mps/cpu), DIFFUSION_VIZ_DTYPE (float16/bfloat16/float32), DIFFUSION_VIZ_CPU_OFFLOAD=1,
-DIFFUSION_VIZ_ALLOW_ANY_MODEL=1.
+Environment: DIFFUSION_VIZ_MODEL (a preset, folder or file for the app/CLI), DIFFUSION_VIZ_MODELS (presets
+the app offers, registry.py), DIFFUSION_VIZ_DEVICE (cuda/mps/cpu), DIFFUSION_VIZ_DTYPE (float16/bfloat16/
+float32), DIFFUSION_VIZ_CPU_OFFLOAD=1, DIFFUSION_VIZ_ALLOW_ANY_MODEL=1, DIFFUSION_VIZ_ALLOW_DOWNLOADS=1 (a
+checkpoint that is not on disk yet may be downloaded; the CLI allows it, the app only when the operator
+says so).
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def load_presets() -> dict[str, Preset]:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def downloads_allowed() -> bool:
+    """May a checkpoint that is not on disk be downloaded now? Only with DIFFUSION_VIZ_ALLOW_DOWNLOADS=1
+    (the ``diffusion-viz`` command sets it for itself: there the user asked for it)."""
+    return _env_flag("DIFFUSION_VIZ_ALLOW_DOWNLOADS")
 
 
 def env_model() -> str | None:
@@ -212,8 +220,14 @@ def _check_hub_access(source: Source) -> None:
         return
     except Exception:
         pass
+    size = f" (about {source.preset.download_gb:g} GB)" if source.preset else ""
+    if not downloads_allowed():
+        name = source.preset.name if source.preset else source.location
+        raise ModelLoadError(
+            f"{name} is not downloaded on this server yet{size}. Downloading it is the operator's choice: "
+            f"run `diffusion-viz download {name}` once, or start the app with DIFFUSION_VIZ_ALLOW_DOWNLOADS=1."
+        )
     if not _hub_reachable():
-        size = f" (about {source.preset.download_gb:g} GB)" if source.preset else ""
         raise ModelLoadError(
             f"Cannot download {source.location}{size}: huggingface.co is not reachable (offline?) and the "
             "checkpoint is not in the local Hugging Face cache. Connect once to download it, copy a "
@@ -327,3 +341,22 @@ def preset_for(name_or_path: str) -> Preset | None:
         return resolve(name_or_path, allow_any_id=True).preset
     except ModelLoadError:
         return None
+
+
+def download_checkpoint(name_or_path: str, allow_any_id: bool | None = None) -> str:
+    """Download a preset's (or an allowed hub id's) files into the Hugging Face cache without loading them;
+    returns the local folder. What ``diffusion-viz download`` runs, so the app can start offline."""
+    from diffusers import DiffusionPipeline
+
+    source = resolve(name_or_path, allow_any_id)
+    if source.kind != "hub":
+        return source.location  # already on disk
+    if not _hub_reachable():
+        raise ModelLoadError(f"Cannot download {source.location}: huggingface.co is not reachable from here.")
+    kwargs = {"use_safetensors": True}
+    if source.preset and source.preset.variant:
+        kwargs["variant"] = source.preset.variant
+    try:
+        return str(DiffusionPipeline.download(source.location, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a message for people
+        raise _friendly_error(exc, source) from exc

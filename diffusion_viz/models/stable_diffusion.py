@@ -21,7 +21,7 @@ import torch
 from ..errors import InvalidInputError, UnsupportedOptionError
 from ..sampling import SCHEDULERS, SampleSettings, iter_frames
 from ..validation import check_choice, check_prompt
-from .latent_preview import latent_channels_image, latent_to_rgb
+from .latent_preview import latent_channels_image, latent_to_rgb, preview_offset
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,15 @@ class SDConditioning:
 
 @dataclass(frozen=True)
 class TokenView:
-    """The prompt as the text encoder sees it. CLIP reads at most 77 tokens, including start and end."""
+    """The prompt as the text encoder sees it. CLIP reads at most 77 tokens, including start and end;
+    emoji-ldm's MiniLM reads 16 ([CLS] and [SEP] are its start and end)."""
 
     tokens: list[str]  # the tokens that are used, without <start>/<end>
     dropped: list[str]  # tokens past the limit: silently ignored by Stable Diffusion
     max_length: int  # 77
+    encoder: str = "CLIP"  # the text encoder's name, for explanations
+    start: str = "<start>"  # how the start and end tokens are shown
+    end: str = "<end>"
 
     @property
     def truncated(self) -> bool:
@@ -144,6 +148,11 @@ class StableDiffusionDenoiser:
         return out[:1], out[1:]
 
     # ---- pictures ------------------------------------------------------------------------------------
+    @property
+    def display_offset(self) -> list[float]:
+        """The preview's zero per RGB channel (the noise is previewed through the same linear map)."""
+        return preview_offset(self.family)
+
     def to_rgb(self, latent) -> np.ndarray:
         """Cheap linear latent -> RGB preview at latent resolution (64x64 for SD 1.5), (H, W, 3) uint8."""
         return latent_to_rgb(latent, self.family)
@@ -168,14 +177,48 @@ class StableDiffusionDenoiser:
             z = z / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
         image = vae.decode(z, return_dict=False)[0]
         flagged = False
-        if getattr(self.pipe, "safety_checker", None) is not None:
+        if self.safety_checked:
             image, nsfw = self.pipe.run_safety_checker(image, self.device, self.dtype)
             flagged = bool(nsfw and any(nsfw))
         image = (image / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).float().cpu().numpy()
         return (image * 255).round().astype(np.uint8), flagged
 
+    @torch.no_grad()
+    def encode_image(self, rgb) -> np.ndarray:
+        """A photo as this model's clean latent x0, as diffusers' img2img pipeline makes it: centre crop to
+        the model's aspect, resize, pixels to [-1, 1], the VAE's mean latent, scaled (the inverse of
+        ``decode_checked``). (C, h, w) float32."""
+        from PIL import Image
+
+        rgb = np.asarray(rgb, dtype=np.uint8)
+        h, w = rgb.shape[:2]
+        aspect = self.width / self.height
+        cw, ch = (min(w, round(h * aspect)), min(h, round(w / aspect)))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        crop = Image.fromarray(rgb[top:top + ch, left:left + cw]).resize((self.width, self.height), Image.LANCZOS)
+        vae = self.pipe.vae
+        x = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+        z = vae.encode(x.to(self.device, vae.dtype)).latent_dist.mean
+        mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+        if mean is not None and std is not None:
+            c = z.shape[1]
+            z = (z - torch.tensor(mean).view(1, c, 1, 1).to(z)) * vae.config.scaling_factor / \
+                torch.tensor(std).view(1, c, 1, 1).to(z)
+        else:
+            z = (z - (getattr(vae.config, "shift_factor", None) or 0.0)) * vae.config.scaling_factor
+        return z[0].float().cpu().numpy()
+
+    @property
+    def safety_checked(self) -> bool:
+        """Does every full decode go through the checkpoint's safety checker? Yes when the checkpoint ships
+        one (SD 1.x does; SDXL has none in diffusers) unless the operator turned it off
+        (DIFFUSION_VIZ_SAFETY_CHECKER=0: a server setting, not a control on the students' page)."""
+        return getattr(self.pipe, "safety_checker", None) is not None and safety_checker_on()
+
     def decode(self, latent) -> np.ndarray:
-        return self.decode_checked(latent)[0]
+        """The full VAE decode, or a picture that says it was hidden if the safety checker flagged it."""
+        image, flagged = self.decode_checked(latent)
+        return hidden_picture(image.shape[0], image.shape[1]) if flagged else image
 
     def latent_explanation(self) -> str:
         c, h, w = self.sample_shape
@@ -189,12 +232,15 @@ class StableDiffusionDenoiser:
 
     # ---- text ----------------------------------------------------------------------------------------
     def tokens(self, prompt: str) -> TokenView:
-        """The prompt's CLIP tokens and the ones past the 77-token window (which SD silently drops)."""
+        """The prompt's tokens and the ones past the window (77 for CLIP), which SD silently drops."""
         tok = self.pipe.tokenizer
         ids = tok(check_prompt(prompt), add_special_tokens=False, truncation=False).input_ids
         room = tok.model_max_length - 2  # <start> and <end> take two of the 77 places
         text = lambda i: tok.decode([i]).strip() or tok.convert_ids_to_tokens(i)  # noqa: E731
-        return TokenView([text(i) for i in ids[:room]], [text(i) for i in ids[room:]], tok.model_max_length)
+        clip = "CLIP" in type(self.pipe.text_encoder).__name__
+        marks = ("<start>", "<end>") if clip else (tok.cls_token or "<start>", tok.sep_token or "<end>")
+        return TokenView([text(i) for i in ids[:room]], [text(i) for i in ids[room:]], tok.model_max_length,
+                         "CLIP" if clip else "MiniLM", *marks)
 
     def embedding_view(self, prompt: str, dims: int = 64) -> dict:
         """A compact look at the text embedding: per-token vector length and a token x feature heatmap
@@ -208,6 +254,22 @@ class StableDiffusionDenoiser:
                 "shape": tuple(e.shape)}
 
 
+HIDDEN_TEXT = "This picture was hidden by the safety checker."
+
+
+def safety_checker_on() -> bool:
+    import os
+
+    return os.environ.get("DIFFUSION_VIZ_SAFETY_CHECKER", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def hidden_picture(height: int, width: int) -> np.ndarray:
+    """A plain grey picture that says it was hidden (instead of the black square diffusers leaves)."""
+    from ..render import notice_image
+
+    return notice_image(HIDDEN_TEXT, height, width)
+
+
 def scheduler_for(model, name: str, karras: bool = False):
     """The scheduler the loop should use for ``model``: the checkpoint's own for SD models, else None
     (None makes ``iter_frames`` build ours from the settings' schedule)."""
@@ -215,13 +277,19 @@ def scheduler_for(model, name: str, karras: bool = False):
     return make(name, karras) if make is not None else None
 
 
-def compare_guidance(denoiser, settings: SampleSettings, scales, scheduler_name: str | None = None):
-    """Final latents for several guidance scales on the same seed: [(scale, (C, H, W) ndarray), ...]."""
+def compare_guidance(denoiser, settings: SampleSettings, scales, scheduler_name: str | None = None,
+                     should_stop=None):
+    """Final latents for several guidance scales on the same seed: [(scale, (C, H, W) ndarray), ...];
+    a run stopped by ``should_stop`` has final None (and the ones after it are not started)."""
     results = []
     for scale in scales:
+        if should_stop is not None and should_stop():
+            results.append((float(scale), None))
+            continue
         s = SampleSettings(**{**settings.validated().__dict__, "guidance": scale})
         scheduler = scheduler_for(denoiser, scheduler_name or s.scheduler, s.karras)
-        *_, final = iter_frames(denoiser, s, capture=False, scheduler=scheduler)
+        items = list(iter_frames(denoiser, s, capture=False, scheduler=scheduler, should_stop=should_stop))
+        final = items[-1] if items and isinstance(items[-1], np.ndarray) else None
         results.append((float(scale), final))
     return results
 

@@ -48,3 +48,20 @@ def embed_texts(texts: list[str], batch_size: int = 256) -> np.ndarray:
         chunks.append(torch.nn.functional.normalize(mean, dim=-1))
     return torch.cat(chunks).numpy().astype(np.float32)
 
+
+
+@torch.no_grad()
+def token_embeddings(texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """MiniLM token vectors (len, max_tokens, 384) float32 and attention masks (len, max_tokens) bool:
+    what a network cross-attends to (the emoji UNet)."""
+    tokenizer, model = _load()
+    batch = tokenizer(texts, padding="max_length", truncation=True, max_length=max_tokens, return_tensors="pt")
+    hidden = torch.cat([model(**{k: v[i:i + 256] for k, v in batch.items()}).last_hidden_state
+                        for i in range(0, len(texts), 256)])
+    return hidden.float(), batch["attention_mask"].bool()
+
+
+def sentence_vectors(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean of the token vectors, scaled to unit length: MiniLM's own sentence embedding."""
+    m = mask[..., None].to(hidden.dtype)
+    return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)

@@ -6,7 +6,8 @@ guidance, Karras sigmas, zero-terminal-SNR); the value is what the UI needs to r
 output tuple: player payload, final image, summary, ... and the GIF/MP4 paths). Results are
 deterministic for a key, so sharing them between users leaks nothing a user did not type themselves.
 
-Bounded by a byte budget (``DIFFUSION_VIZ_CACHE_MB``, default 256; 0 turns the cache off). Files live
+Bounded by a byte budget (``DIFFUSION_VIZ_CACHE_MB``, default 64; 0 turns the cache off): a class pressing
+Generate together needs a handful of entries, not hundreds. Files live
 in a directory the cache owns and are deleted with their entry; an entry whose files have vanished is
 treated as a miss.
 """
@@ -73,7 +74,7 @@ class ResultCache:
 
     def __init__(self, max_bytes: int | None = None, root: str | Path | None = None):
         if max_bytes is None:
-            max_bytes = int(float(os.environ.get("DIFFUSION_VIZ_CACHE_MB", "256")) * 2**20)
+            max_bytes = int(float(os.environ.get("DIFFUSION_VIZ_CACHE_MB", "64")) * 2**20)
         self.max_bytes = max(0, int(max_bytes))
         self._root = Path(root) if root else None
         self._entries: OrderedDict[tuple, Entry] = OrderedDict()

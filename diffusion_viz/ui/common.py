@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import html
 import inspect
 import logging
 
@@ -32,11 +31,18 @@ def _out_of_memory(exc: Exception) -> bool:
     return oom
 
 
+def plain(text: str) -> str:
+    """A message that may quote what the user typed, safe to show as HTML (gradio's messages render HTML)
+    and still readable as text for API clients: angle brackets become ‹ › so no tag can form (entities
+    such as &lt; would reach API clients as '&lt;')."""
+    return str(text).replace("<", "‹").replace(">", "›")
+
+
 def _to_gr_error(exc: Exception) -> gr.Error:
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, DiffusionVizError):
-        return gr.Error(html.escape(str(exc)), title="Please check", print_exception=False)
+        return gr.Error(plain(str(exc)), title="Please check", print_exception=False)
     if _out_of_memory(exc):
         log.warning("Out of memory in a handler: %s", exc)
         return gr.Error(OUT_OF_MEMORY, title="Out of memory", print_exception=False)
@@ -62,3 +68,4 @@ def friendly(fn):
         except Exception as exc:  # noqa: BLE001
             raise _to_gr_error(exc) from None
     return plain
+

@@ -6,29 +6,25 @@ finished run arrives once, so scrubbing afterwards never touches the server.
 
 from __future__ import annotations
 
+import html
 import random
-import shutil
-import tempfile
 import threading
-import time
 
 import gradio as gr
 
-import html
-
-from ..errors import DiffusionVizError, InvalidInputError
+from ..errors import DiffusionVizError, InvalidInputError, Stopped
+from ..limits import LIMITS, time_limit_message
 from ..models.registry import DEFAULT_MODEL, MODELS
-from ..sampling import SCHEDULER_DESCRIPTIONS, SCHEDULERS, sample
+from ..sampling import SCHEDULER_DESCRIPTIONS, SCHEDULERS, SampleSettings, sample
 from ..schedules import SCHEDULE_DESCRIPTIONS, SCHEDULES
 from ..validation import MAX_SEED
 from . import explain, logic, sd_view
 from .cache import RESULTS, run_key
 from .common import GENERIC, friendly, log
 from .player import make_player, to_value
+from .serving import WORK, Waiting, run_stoppable, stop_after
 
 QUICK_PROMPTS = ["dog", "rocket", "pizza", "tree"]
-MAX_RUN_SECONDS = 300  # a runaway run (1000 Heun steps on a big model) stops itself
-DOWNLOADS_KEEP_S = 600  # GIF/MP4 written outside the cache (it is off or full) are removed after this
 # Live counters for tests and the load benchmark: runs in progress and frames sampled so far. A run
 # that is cancelled (Stop, closed tab) is closed by gradio at its next yield and leaves "active".
 RUN_STATS = {"active": 0, "frames": 0, "runs": 0, "cache_hits": 0}
@@ -66,6 +62,7 @@ def generate(prompt, steps, seed, guidance, scheduler, schedule, model_name):
     status (Markdown), downloads (None: the GIF and MP4 come from /downloads, on request).
     """
     settings = logic.make_settings(prompt, steps, seed, guidance, scheduler, schedule)
+    logic.check_cost([settings])
     model = logic.load_model(model_name)
     key = run_key(model_name, settings)
     cached = RESULTS.get(key)
@@ -75,75 +72,132 @@ def generate(prompt, steps, seed, guidance, scheduler, schedule, model_name):
         out[4] = f"{out[4]} (Served from the cache: the same settings were run before.)"
         yield tuple(out)
         return
+    # Something at once, before any work: gradio can close a run (Stop, a closed tab) only after its
+    # first message, and a Stop that came earlier would be lost.
+    yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), "Sampling… Press **Stop** to end the run early.", gr.skip()
+    with WORK.slot():  # released when the run ends or the generator is closed (Stop, closed tab)
+        yield from _generate(settings, model, model_name, key)
+
+
+def _generate(settings, model, model_name, key):
     sd = sd_view.is_sd(model)  # a latent model with a VAE and a tokenizer (duck-typed)
     info = (sd_view.conditioning_info if sd else logic.conditioning_info)(model, settings.prompt)
     cond_md = (sd_view.tokens_markdown if sd else logic.conditioning_markdown)(info)
-    started = time.monotonic()
-    records, first = [], True
-    runs = _counted(logic.stream_run(model, settings,
-                                     should_stop=lambda: time.monotonic() - started > MAX_RUN_SECONDS))
+    # With a safety checker, no picture is shown before the checker has seen the finished one.
+    checked = sd and getattr(model, "safety_checked", False)
+    records, chunks, first = [], [], True
+    runs = _counted(logic.stream_run(model, settings, should_stop=stop_after()))
     for prog in runs:
         records += prog.new_frames
-        if prog.trajectory is None:
-            payload = logic.player_payload([{"title": "", "frames": prog.new_frames}],
-                                           mode="reset" if first else "append", total=prog.total)
+        if prog.trajectory is None and checked:
+            yield (gr.skip(), gr.skip(), gr.skip(), cond_md if first else gr.skip(),
+                   f"Sampling {prog.total} steps… The pictures appear once the safety checker has seen the "
+                   "finished one." if first else gr.skip(), gr.skip())
             first = False
-            yield (to_value(payload), gr.skip(), gr.skip(), cond_md,
-                   f"Sampling… step {prog.done} of {prog.total}", gr.skip())
+            continue
+        if prog.trajectory is None:
+            column = logic.player_column(prog.new_frames, model)
+            chunks += column["strips"]  # sent now, and again (not encoded again) in the finished run
+            payload = logic.player_payload([column], mode="reset" if first else "append", total=prog.total)
+            # The status is written once: the player counts the steps as they arrive. (A later status
+            # message still in flight when Stop is pressed would overwrite "Stopped at step k".)
+            status = (f"Sampling {prog.total} steps… Press **Stop** to end the run early." if first
+                      else gr.skip())
+            yield (to_value(payload), gr.skip(), gr.skip(), cond_md if first else gr.skip(), status, gr.skip())
+            first = False
             continue
         traj = prog.trajectory
         to_rgb, _ = logic.display_functions(model)
         final_rgb = to_rgb(traj.final)
         final_uri = logic.png_data_uri(final_rgb)
-        extra = {}
+        extra, hidden = {}, False
         if sd:  # keep the run for decode-on-demand; the finished picture is the full VAE decode
             extra["run"] = sd_view.RUNS.remember(model_name, model, traj)
-            final_rgb = sd_view.final_image(model, traj.final)
+            final_rgb, hidden = model.decode_checked(traj.final) if checked else (model.decode(traj.final), False)
         summary = logic.run_summary(traj, model_name, model, info, prog.elapsed_s)
+        if prog.new_frames and not checked:
+            chunks += logic.player_column(prog.new_frames, model)["strips"]
         shown = logic.thin_frames(records)
-        payload = logic.player_payload([{"title": "", "frames": shown, "final": final_uri}],
-                                       start="end", total=len(shown), **extra)
+        if hidden:  # every step's preview hidden too, and the finished picture
+            from ..models.stable_diffusion import hidden_picture
+
+            final_rgb = hidden_picture(*final_rgb.shape[:2])
+            column = logic.hidden_column(shown, model, hidden_picture)
+            summary["hidden_by_safety_checker"] = True
+        else:
+            column = logic.player_column(shown, model, final=final_uri, chunks=None if checked else chunks)
+            view = logic.candidate_view(model, shown, settings.prompt)
+            logic.add_candidates(column, view)
+            if view is not None:
+                summary["candidates"] = logic.candidates_summary(view, shown)
+        payload = logic.player_payload([column], start="end", total=len(shown), **extra)
         note = "" if len(shown) == len(records) else f" (player shows {len(shown)} evenly spaced steps)"
         nearest = summary.get("nearest_training_image")
         status = (f"Done: {len(traj.frames)} steps in {prog.elapsed_s:.2f} s{note}."
-                  + (f" The result is the training emoji **{nearest['label']}**: this model memorizes."
+                  + ("" if settings.prompt else " Empty prompt: no prompt at all (unconditional).")
+                  + (f" The result is the training emoji **{nearest['name']}**: this model memorizes."
                      if nearest and nearest["rms"] < 0.05 else "")
+                  + (explain.NO_CANDIDATES if not hidden and "candidates" not in summary else "")
+                  + (f" Its nearest training emoji: **{nearest['name']}** (RMS distance {nearest['rms']:.2f}; "
+                     "0 = identical)." if nearest and "candidates" not in summary and nearest["rms"] >= 0.05 else "")
                   + (" Steps show the cheap linear latent preview; the finished picture is the full VAE "
-                     "decode." if sd else ""))
+                     "decode." if sd and not hidden else "")
+                  + (" **The safety checker flagged the finished picture: it and its steps are hidden.**"
+                     if hidden else ""))
         # GIF and MP4 are made only when asked (Make GIF / MP4): on a CPU they cost more than the run.
         out = (to_value(payload), final_rgb, summary, cond_md, status, None)
         RESULTS.put(key, out)
         yield out
         return
-    raise gr.Error("The run was stopped.", title="Stopped")
+    raise gr.Error(time_limit_message(), title="Stopped")
 
 
 @friendly
 def make_downloads(prompt, steps, seed, guidance, scheduler, schedule, model_name):
     """GIF and MP4 of a run (x_t next to predicted x0), made on request. Runs are deterministic, so
-    the run is sampled again unless its files are still cached. Output: [GIF path, MP4 path]."""
+    the run is sampled again unless its files are still cached. Output: [GIF path, MP4 path].
+
+    The files are written once, into gradio's own cache folder (where gradio would otherwise copy them),
+    so they are stored once and cleaned with the other uploads (age and size limits, serving.py).
+    Stop or a closed tab ends the work at its next step."""
     settings = logic.make_settings(prompt, steps, seed, guidance, scheduler, schedule)
+    logic.check_cost([settings])
     model = logic.load_model(model_name)
     key = ("downloads", *run_key(model_name, settings))
     cached = RESULTS.get(key)
     if cached is not None:
-        return cached[0]
-    traj = sample(model, settings)
-    directory = RESULTS.new_directory()
-    files = list(logic.write_downloads(traj, model, directory))
-    if not RESULTS.put(key, (files,), files, directory):  # too big or caching is off: it removed them
-        directory = tempfile.mkdtemp(prefix="dv-downloads-")
-        files = list(logic.write_downloads(traj, model, directory))
-        threading.Timer(DOWNLOADS_KEEP_S, shutil.rmtree, (directory, True)).start()
-    return files
+        yield cached[0]
+        return
+
+    def work(should_stop):
+        traj = sample(model, settings, should_stop=should_stop)
+        if traj.final is None:
+            raise Stopped("Stopped before the run finished.")
+        return logic.write_downloads(traj, model, name=logic.download_name(model_name, settings))
+
+    for item in run_stoppable(work):
+        if isinstance(item, Waiting):
+            yield gr.skip()
+        else:
+            files = list(item)
+            RESULTS.put(key, (files,), files)
+            yield files
 
 
 # ---- Stable Diffusion extras: shown only for a model with a VAE and a tokenizer (duck-typed) ----------
-PROMPT_INFO = "What to draw. Empty = any emoji."
-SD_PROMPT_INFO = "What to draw. CLIP reads at most 75 tokens; the rest is dropped (flagged below)."
+PROMPT_INFO = ("What to draw, in English (the text encoder, MiniLM, reads English: “Katze” finds a taxi). "
+               "Empty = no prompt (unconditional): any emoji.")
 SD_GUIDANCE_SCALES = sd_view.GUIDANCE_SCALES
 SD_STYLE = ("<style>#dv-sd .dv-pixelated img { width: 100% !important; height: 100% !important; "
             "object-fit: contain; image-rendering: pixelated; }</style>")
+# Stop: the player leaves "sampling…" and keeps what arrived; the status says where it stopped.
+STOP_JS = """(status) => {
+  const p = window.dvPlayers && window.dvPlayers['__PLAYER__'];
+  if (!p || !p.state.live) return status;
+  const r = p.finish();
+  return r.done ? `**Stopped at step ${r.done} of ${r.total}.** The steps made so far stay playable: drag the slider.`
+                : '**Stopped** before the first step.';
+}"""
 # Read the step the player shows (and its run) in the browser: the click sends them to the server.
 READ_PLAYER_STEP_JS = """(run, step) => {
   const p = window.dvPlayers && window.dvPlayers['dv-player'];
@@ -155,7 +209,7 @@ def _control_updates(model, was_sd: bool) -> tuple:
     """(prompt, steps, guidance, scheduler, schedule, schedule note, SD panel, SD explanation, sd state)."""
     if model is not None and sd_view.is_sd(model):
         d = sd_view.defaults(model)
-        return (gr.update(info=SD_PROMPT_INFO), gr.update(value=d["steps"]), gr.update(value=d["guidance"]),
+        return (gr.update(info=sd_view.prompt_info(model)), gr.update(value=d["steps"]), gr.update(value=d["guidance"]),
                 gr.update(value=d["scheduler"]), gr.update(interactive=False),
                 gr.update(value=sd_view.schedule_note(model), visible=True), gr.update(visible=True),
                 sd_view.explanation_markdown(model), True)
@@ -218,32 +272,42 @@ def sd_text(prompt, model_name):
 
 @friendly
 def sd_guidance(prompt, steps, seed, scheduler, model_name):
+    """Generator: Stop or a closed tab ends the four runs at their next step."""
     """The same prompt and seed at guidance 1, 3, 7.5 and 12: the VAE-decoded finished pictures."""
     model = _sd_model(model_name)
     settings = logic.make_settings(prompt, steps, seed, 1.0, scheduler, "scaled_linear")
-    return [(image, f"guidance {scale:g}") for scale, image in sd_view.guidance_images(model, settings)]
+    scales = SD_GUIDANCE_SCALES
+    logic.check_cost([SampleSettings(**{**settings.__dict__, "guidance": g}) for g in scales],
+                     "This guidance comparison")
+    for item in run_stoppable(lambda stop: sd_view.guidance_images(model, settings, scales, should_stop=stop)):
+        if isinstance(item, Waiting):
+            yield gr.skip()
+        else:
+            yield [(image, f"guidance {scale:g}") for scale, image in item]
 
 
 def build():
     """Lay out the tab; returns the components the app (and the other tabs) need."""
     d = logic.DEFAULTS
+    # What to draw and the button, on top: in classroom mode the pictures come right below them.
+    with gr.Row(equal_height=True, elem_id="dv-denoise-go"):
+        prompt = gr.Textbox(d["prompt"], label="Prompt", lines=1, max_lines=3, scale=5,
+                            info=PROMPT_INFO, elem_id="dv-prompt")
+        run = gr.Button("Generate", variant="primary", elem_id="dv-generate", scale=1, min_width=140)
+        stop = gr.Button("Stop", variant="stop", elem_id="dv-stop", scale=0, min_width=90)
     with gr.Row(equal_height=False, elem_id="dv-denoise-row"):
         with gr.Column(scale=1, min_width=300, elem_id="dv-denoise-controls"):
-            prompt = gr.Textbox(d["prompt"], label="Prompt", lines=1, max_lines=3,
-                                info=PROMPT_INFO, elem_id="dv-prompt")
-            with gr.Row():
-                run = gr.Button("Generate ▶", variant="primary", elem_id="dv-generate", scale=3, min_width=120)
-                stop = gr.Button("Stop ■", variant="stop", elem_id="dv-stop", scale=1, min_width=70)
             with gr.Row(equal_height=True):
-                seed = gr.Number(d["seed"], label="Seed", precision=0, minimum=0, maximum=MAX_SEED,
+                # precision=None: a seed of 1.5 is refused with a message (precision=0 rounded it to 2)
+                seed = gr.Number(d["seed"], label="Seed", precision=None, minimum=0, maximum=MAX_SEED,
                                  elem_id="dv-seed", scale=2, info="Same seed, same static.")
-                dice = gr.Button("🎲 New seed", elem_id="dv-dice", scale=1, size="sm")
+                dice = gr.Button("New seed", elem_id="dv-dice", scale=1, size="sm")
             with gr.Row():
                 next_seed = gr.Button("Same prompt, next seed →", size="sm", elem_id="dv-next-seed")
             gr.Markdown("Same seed, other prompt:", elem_classes=["dv-help"])
             with gr.Row():
                 quick = [gr.Button(p, size="sm", min_width=60, elem_id=f"dv-quick-{p}") for p in QUICK_PROMPTS]
-            steps = gr.Slider(1, 200, value=d["steps"], step=1, label="Steps", elem_id="dv-steps",
+            steps = gr.Slider(1, LIMITS.steps, value=d["steps"], step=1, label="Steps", elem_id="dv-steps",
                               info="How many small repair steps. 10–50 is plenty.")
             guidance = gr.Slider(0, 15, value=d["guidance"], step=0.5, label="Guidance", elem_id="dv-guidance",
                                  info="1 = follow the prompt normally; more = push harder.")
@@ -299,9 +363,13 @@ def build():
                                  elem_classes=["dv-pixelated", "dv-final"], elem_id="dv-final",
                                  buttons=["download"])
                 with gr.Column():
-                    make_files = gr.Button("🎞 Make GIF / MP4 of this run", size="sm", elem_id="dv-make-files")
-                    downloads = gr.File(label="Download the run (GIF / MP4)", file_count="multiple",
-                                        interactive=False, elem_id="dv-downloads", height=120)
+                    make_files = gr.Button("Make GIF / MP4 of this run", size="sm", elem_id="dv-make-files")
+                    with gr.Row():
+                        lesson_file = gr.Button("Download lesson (HTML, works offline)", size="sm",
+                                                elem_id="dv-lesson-file")
+                        sheet = gr.Button("Worksheet to print", size="sm", elem_id="dv-worksheet")
+                    downloads = gr.File(label="Files of this run (GIF / MP4, lesson, worksheet)",
+                                        file_count="multiple", interactive=False, elem_id="dv-downloads")
             with gr.Accordion("Numbers for every step (JSON, also what the API returns)", open=False):
                 summary = gr.JSON(label="Run summary", elem_id="dv-summary")
             with gr.Accordion("Prompt, guidance, seed, sampler, schedule: what they do", open=False):
@@ -321,8 +389,15 @@ def build():
     for b, p in zip(quick, QUICK_PROMPTS):
         ev = b.click(lambda p=p: p, None, prompt, api_visibility="private", queue=False)
         events.append(ev.then(generate, inputs, outputs, api_visibility="private", concurrency_limit=2))
-    stop.click(None, None, None, cancels=events, api_visibility="private")
+    # Stop: cancel the run on the server (the sampler stops at its next step) and say so in the page; the
+    # frames that arrived stay in the player, playable.
+    stop.click(None, status, status, js=STOP_JS.replace("__PLAYER__", "dv-player"), cancels=events,
+               api_visibility="private", queue=False)
     make_files.click(make_downloads, inputs, downloads, api_name="downloads", concurrency_limit=2)
+    from .class_files import denoise_lesson, worksheet
+
+    lesson_file.click(denoise_lesson, inputs, downloads, api_name="lesson_file", concurrency_limit=2)
+    sheet.click(worksheet, inputs, downloads, api_name="worksheet", concurrency_limit=2)
 
     # Descriptions follow the choice; a new model brings its own schedule.
     scheduler.change(lambda n: gr.update(info=SCHEDULER_DESCRIPTIONS.get(n, "")), scheduler, scheduler,
@@ -343,4 +418,5 @@ def build():
                       concurrency_limit=2)
     sd_guid_btn.click(sd_guidance, [prompt, steps, seed, scheduler, model], sd_gallery, api_name="sd_guidance",
                       concurrency_limit=1)
-    return {"prompt": prompt, "seed": seed, "model": model, "run": run}
+    return {"prompt": prompt, "seed": seed, "model": model, "run": run, "steps": steps, "guidance": guidance,
+            "sampler": scheduler, "schedule": schedule, "downloads": downloads, "status": status}

@@ -55,7 +55,9 @@ def forward_noise(photo, t, schedules, noise_seed, pixel_x, pixel_y, state=None)
     summary = result.summary()
     summary["t"] = int(t)
     summary["size"] = {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])}
-    return (*images, logic.arithmetic_markdown(result, int(t)), summary, mark_pixel(rgb, result.pixel), state)
+    px, py = result.pixel  # the pixel the sums use (the centre until one is clicked): the boxes show it
+    return (*images, logic.arithmetic_markdown(result, int(t)), summary, mark_pixel(rgb, result.pixel), px, py,
+            state)
 
 
 def mark_pixel(rgb: np.ndarray, pixel: tuple[int, int]) -> np.ndarray:
@@ -77,22 +79,51 @@ def forward_plots(t, schedules, noise_seed, state=None):
     rgb, state = _photo(state, None)
     result = logic.forward_outputs(rgb, t, schedules, noise_seed, cache=state["cache"])
     fig_s = schedule_plot([get_schedule(n) for n in result.labels], int(t))
-    x0 = logic.to_model_space(rgb).ravel()
-    step = max(1, x0.size // HIST_SAMPLES)
-    arrays = {"photo": x0[::step]}
-    arrays.update({f"{lab} at t={int(t)}": x.ravel()[::step] for lab, x in zip(result.labels, result.noised)})
-    return fig_s, histogram_plot(arrays)
+    return fig_s, histogram_plot(histogram_values(rgb, result, int(t)))
+
+
+def histogram_values(rgb: np.ndarray, result, t: int) -> dict[str, np.ndarray]:
+    """Every value of a subsample of whole pixels (R, G and B each), for the photo and each schedule.
+
+    Subsampling the flat array instead would keep one channel only whenever the stride is a multiple of
+    3 (a 640x480 webcam photo: stride 15, red only)."""
+    x0 = logic.to_model_space(rgb).reshape(-1, 3)
+    step = max(1, len(x0) * 3 // HIST_SAMPLES)
+    arrays = {"photo": x0[::step].ravel()}
+    arrays.update({f"{lab} at t={t}": x.reshape(-1, 3)[::step].ravel() for lab, x in zip(result.labels, result.noised)})
+    return arrays
+
+
+def _unless_too_many(fn, outputs: int):
+    """The page's own triggers skip a fifth schedule quietly: ``limit_schedules`` undoes it and explains."""
+    def wrapped(photo_or_t, *args):
+        chosen = args[1] if fn is forward_noise else args[0]
+        if chosen and len(chosen) > MAX_SCHEDULES:
+            return tuple(gr.skip() for _ in range(outputs))
+        return fn(photo_or_t, *args)
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+def limit_schedules(chosen, previous):
+    """At most MAX_SCHEDULES ticked: a fifth tick is undone (with a message), the other four stay."""
+    chosen = list(chosen or [])
+    if len(chosen) <= MAX_SCHEDULES:
+        return chosen, chosen
+    gr.Warning(f"Compare at most {MAX_SCHEDULES} schedules at once: untick one first.", title="Four at most")
+    kept = [n for n in (previous or []) if n in chosen][:MAX_SCHEDULES]
+    return kept, kept
 
 
 def _load_webcam(frame, state):
     if frame is None:
-        return gr.skip(), gr.skip()
-    return {"path": "webcam", "rgb": load_image(frame), "cache": {}}, None
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return {"path": "webcam", "rgb": load_image(frame), "cache": {}}, None, None, None
 
 
 def build():
-    with gr.Row():
-        with gr.Column(scale=1, min_width=300):
+    with gr.Row(elem_id="dv-forward-row"):
+        with gr.Column(scale=1, min_width=300, elem_id="dv-forward-controls"):
             gr.Markdown(explain.FORWARD_INTRO, elem_classes=["dv-help"])
             photo = gr.File(label="Upload a photo", file_types=["image"], type="filepath",
                             elem_id="dv-photo", height=110)
@@ -101,24 +132,24 @@ def build():
                 gr.Examples(examples, inputs=photo, label="…or pick an example")
             with gr.Accordion("…or use the webcam", open=False):
                 webcam = gr.Image(sources=["webcam"], type="numpy", label="Webcam", elem_id="dv-webcam")
-            t = gr.Slider(0, 999, value=300, step=1, label="Training step t (0 = clean, 999 = noisiest)",
-                          elem_id="dv-t")
             schedules = gr.CheckboxGroup(list(SCHEDULES), value=DEFAULT_SCHEDULES, elem_id="dv-schedules",
                                          label="Schedules to compare (up to 4)")
-            noise_seed = gr.Number(0, label="Noise seed (which ε)", precision=0, minimum=0,
+            noise_seed = gr.Number(0, label="Noise seed (which ε)", precision=None, minimum=0,
                                    elem_id="dv-noise-seed")
             with gr.Row():
-                px = gr.Number(-1, label="Pixel x (click a picture)", precision=0, elem_id="dv-px", min_width=100)
-                py = gr.Number(-1, label="Pixel y", precision=0, elem_id="dv-py", min_width=100)
+                px = gr.Number(None, label="Pixel x (click a picture)", precision=0, elem_id="dv-px", min_width=100)
+                py = gr.Number(None, label="Pixel y", precision=0, elem_id="dv-py", min_width=100)
             gr.Markdown(explain.FORWARD_MYTH, elem_classes=["dv-help"])
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="dv-forward-main"):
+            t = gr.Slider(0, 999, value=300, step=1, elem_id="dv-t",
+                          label="Training step t (0 = the lightest noising step, 999 = the noisiest)")
             with gr.Row():
                 images = [gr.Image(label=f"schedule {k + 1}", interactive=False, format="jpeg",
-                                   elem_id=f"dv-noised-{k}", height=260, buttons=[],
+                                   elem_id=f"dv-noised-{k}", height=290, buttons=[],
                                    elem_classes=["dv-noised"])
                           for k in range(MAX_SCHEDULES)]
             arithmetic = gr.Markdown(elem_id="dv-arithmetic", elem_classes=["dv-help"])
-            plot_s = gr.Plot(label="Signal left (alpha-bar) and log SNR against t", elem_id="dv-schedule-plot",
+            plot_s = gr.Plot(label="Signal power left (alpha-bar) and log SNR against t", elem_id="dv-schedule-plot",
                              show_label=False)
             plot_h = gr.Plot(label="Pixel values", elem_id="dv-histogram", show_label=False)
             with gr.Row():
@@ -127,17 +158,28 @@ def build():
                 with gr.Accordion("Numbers (JSON, also what the API returns)", open=False):
                     details = gr.JSON(label="Numbers")
     state = gr.State({})
+    valid_schedules = gr.State(list(DEFAULT_SCHEDULES))
 
     inputs = [photo, t, schedules, noise_seed, px, py, state]
-    outputs = [*images, arithmetic, details, shown, state]
+    outputs = [*images, arithmetic, details, shown, px, py, state]
     plot_inputs, plot_outputs = [t, schedules, noise_seed, state], [plot_s, plot_h]
+    # Every way t changes (drag, arrow keys, typing + Enter) updates the pictures *and* the plots; each
+    # keeps only the newest pending request, so a fast drag does not queue up work.
     t.change(forward_noise, inputs, outputs, api_name="forward_noise", trigger_mode="always_last",
              show_progress="hidden", concurrency_limit=4)
-    t.release(forward_plots, plot_inputs, plot_outputs, api_name="forward_plots", show_progress="hidden")
-    for trigger in (photo.change, schedules.change, noise_seed.change):
-        trigger(forward_noise, inputs, outputs, api_visibility="private", show_progress="hidden").then(
-            forward_plots, plot_inputs, plot_outputs, api_visibility="private", show_progress="hidden")
-    webcam.change(friendly(_load_webcam), [webcam, state], [state, photo], api_visibility="private").then(
+    t.change(forward_plots, plot_inputs, plot_outputs, api_name="forward_plots", trigger_mode="always_last",
+             show_progress="hidden")
+    schedules.input(limit_schedules, [schedules, valid_schedules], [schedules, valid_schedules],
+                    api_visibility="private", show_progress="hidden")  # queued: its message needs the queue
+    noise_ui, plots_ui = _unless_too_many(forward_noise, len(outputs)), _unless_too_many(forward_plots, 2)
+    for trigger in (schedules.change, noise_seed.change):
+        trigger(noise_ui, inputs, outputs, api_visibility="private", show_progress="hidden").then(
+            plots_ui, plot_inputs, plot_outputs, api_visibility="private", show_progress="hidden")
+    # A new photo starts with its centre pixel explained (the boxes then show which one).
+    photo.change(lambda: (None, None), None, [px, py], api_visibility="private", queue=False).then(
+        noise_ui, inputs, outputs, api_visibility="private", show_progress="hidden").then(
+        plots_ui, plot_inputs, plot_outputs, api_visibility="private", show_progress="hidden")
+    webcam.change(friendly(_load_webcam), [webcam, state], [state, photo, px, py], api_visibility="private").then(
         forward_noise, inputs, outputs, api_visibility="private").then(
         forward_plots, plot_inputs, plot_outputs, api_visibility="private")
 
@@ -148,4 +190,5 @@ def build():
     for img in (*images, shown):
         img.select(pick, None, [px, py], api_visibility="private", queue=False).then(
             forward_noise, inputs, outputs, api_visibility="private", show_progress="hidden")
-    return {"load": (forward_noise, inputs, outputs, forward_plots, plot_inputs, plot_outputs)}
+    return {"load": (forward_noise, inputs, outputs, forward_plots, plot_inputs, plot_outputs),
+            "t": t, "schedules": schedules, "noise_seed": noise_seed, "valid_schedules": valid_schedules}

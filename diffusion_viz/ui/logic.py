@@ -9,8 +9,11 @@ never resizes anything.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
+import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +22,10 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from .. import validation
-from ..errors import InvalidInputError
+from .. import limits, validation
+from . import atlas
+from ..data import nearest_emoji
+from ..errors import InvalidInputError, Stopped
 from ..forward import explain_pixel, make_noise, noise_with_schedules, to_model_space, to_pixels
 from ..models.registry import DEFAULT_MODEL, MODELS, get_model
 from ..render import image_to_rgb, noise_to_rgb, pick_frames, write_output
@@ -31,7 +36,9 @@ DEFAULTS = dict(prompt="cat", steps=50, scheduler="ddim", schedule="cosine", gui
                 model=DEFAULT_MODEL)
 MAX_PLAYER_FRAMES = 200  # longer runs are thinned for the player (first and last kept): keeps the page light
 STREAM_INTERVAL_S = 0.08  # during sampling, send new frames to the browser at most this often
-MAX_COMPARE_COLUMNS = 4
+# The first frames go out once the run has taken this long: a run that is over sooner (the exact emoji
+# model takes ~20 ms for 50 steps) arrives as one message, not two; a slower one starts streaming then.
+FIRST_SEND_S = 0.04
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 
 
@@ -56,16 +63,44 @@ def _finite(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
+def hidden_column(frames: list[Frame], model, picture) -> dict:
+    """A column whose every picture is ``picture(h, w)`` (the safety checker's notice), with the frames'
+    numbers: what a flagged Stable Diffusion run shows instead of its previews."""
+    h, w = model.sample_shape[-2:]
+    notice = np.asarray(picture(h, w), dtype=np.uint8)
+    stack = np.repeat(notice[None], len(frames), axis=0)
+    strips = {"size": [h, w], "count": len(frames), "delta": True, "x0": atlas.strip_uri(stack),
+              "eps": atlas.strip_uri(stack), "x_t": atlas.strip_uri(stack),
+              "predict": {"offset": [127.5] * 3, "eps_scale": 1.0}}
+    return {"title": "", "frames": [frame_numbers(f) for f in frames], "strips": [strips] if frames else [],
+            "final": png_data_uri(picture(h, w))}
+
+
 def frame_numbers(frame: Frame) -> dict:
-    return {"index": frame.index, "t": round(frame.timestep, 3), "alpha_bar": frame.alpha_bar,
-            "snr": _finite(frame.snr), "log_snr": _finite(frame.log_snr), "sigma": _finite(frame.sigma)}
+    """One step's numbers, all from the noise level the scheduler used: ``t`` is the timestep the model is
+    given; ``level`` where that noise level lies in training steps (it differs from t only with Karras
+    spacing); ``alpha_bar`` the share of the signal's power left."""
+    return {"index": frame.index, "t": round(frame.timestep, 3), "level": round(frame.level, 3),
+            "alpha_bar": frame.alpha_bar, "snr": _finite(frame.snr), "log_snr": _finite(frame.log_snr),
+            "sigma": _finite(frame.sigma)}
 
 
-def frame_record(frame: Frame, model) -> dict:
-    """One step for the player: the three pictures as data URIs plus the step's numbers."""
-    to_rgb, noise_rgb = display_functions(model)
-    return {**frame_numbers(frame), "x_t": png_data_uri(to_rgb(frame.x_t)),
-            "x0": png_data_uri(to_rgb(frame.x0)), "eps": png_data_uri(noise_rgb(frame.eps))}
+def player_column(frames: list[Frame], model, title: str = "", final: str | None = None,
+                  chunks: list[dict] | None = None) -> dict:
+    """Frames for the player (and the API, and the cache): their numbers, and their pictures as PNG strips,
+    one per panel (ui/atlas.py: x0 and noise exact, x_t derived in the browser within one level).
+    ``strips`` is a list of chunks that follow each other: a streamed run passes the chunks it already
+    sent (``chunks``) instead of encoding every frame twice."""
+    col = {"title": title, "frames": [frame_numbers(f) for f in frames]}
+    if chunks is not None and sum(c["count"] for c in chunks) == len(frames):
+        col["strips"] = chunks
+    elif frames:
+        col["strips"] = [atlas.encode_frames(frames, model, display_functions(model))]
+    else:
+        col["strips"] = []
+    if final is not None:
+        col["final"] = final
+    return col
 
 
 # ---- the text conditioning ------------------------------------------------------------------------
@@ -82,14 +117,24 @@ def conditioning_info(model, prompt: str, k: int = 5) -> dict:
     return {"kind": "none", "prompt": prompt}
 
 
+def escape_text(text: str) -> str:
+    """User text made inert for Markdown *and* HTML: every ASCII punctuation character becomes a numeric
+    character reference (``<`` -> ``&#60;``), which both read as that plain character and never as syntax.
+    So no tag, link or image from a prompt ever renders (an ``![x](http://...)`` would make every browser
+    that shows it fetch that address)."""
+    return "".join(f"&#{ord(ch)};" if ch.isascii() and not ch.isalnum() and ch not in " " else ch
+                   for ch in str(text))
+
+
 def conditioning_markdown(info: dict) -> str:
     if info["kind"] == "unconditional":
-        return ("**Empty prompt:** every emoji is equally likely (unconditional). "
-                "The picture depends only on the seed.")
+        return ("**Empty prompt:** no prompt at all (unconditional): every emoji is equally likely "
+                "beforehand, and the seed alone decides the picture.")
     if info["kind"] == "emoji":
-        rows = "\n".join(f"| {m['label']} | {m['weight'] * 100:.1f} % |" for m in info["matches"])
-        return (f"**What “{info['prompt']}” points to** (the model's prior over its emoji):\n\n"
-                f"| emoji | weight |\n|---|---|\n{rows}")
+        rows = "\n".join(f"| {escape_text(m['label'])} | {m['weight'] * 100:.1f}&nbsp;% |" for m in info["matches"])
+        return (f"**What “{escape_text(info['prompt'])}” points to:** the model's *prior* over its emoji, "
+                "before any noise is seen. It is not the chance of the result: the seed, the sampler and the "
+                f"schedule decide which one wins.\n\n| emoji | prior |\n|---|---|\n{rows}")
     if info["kind"] == "tokens":
         return ("**The tokens the text encoder reads:** " + " · ".join(f"`{t}`" for t in info["tokens"]))
     return ""
@@ -97,9 +142,24 @@ def conditioning_markdown(info: dict) -> str:
 
 # ---- denoising ------------------------------------------------------------------------------------
 def make_settings(prompt, steps, seed, guidance, scheduler, schedule) -> SampleSettings:
-    """Validate every control value once; raises InvalidInputError with a friendly message."""
+    """Validate every control value once, within this server's limits (limits.py); raises
+    InvalidInputError with a friendly message."""
+    steps = limits.check_steps(steps)
     return SampleSettings(prompt=prompt or "", steps=steps, scheduler=scheduler, schedule=schedule,
                           guidance=guidance, seed=seed).validated()
+
+
+def run_cost(settings: SampleSettings) -> int:
+    """Model calls of one run: frames (Heun 2N-1, PNDM N+1), twice with classifier-free guidance."""
+    from ..sampling import planned_frame_count
+
+    guided = settings.guidance != 1.0 and bool(settings.prompt)
+    return limits.model_calls(planned_frame_count(settings.scheduler, settings.steps), guided)
+
+
+def check_cost(settings_list: list[SampleSettings], what: str = "This run") -> int:
+    """The request's model calls, refused past the per-request limit before any work starts."""
+    return limits.check_cost(sum(run_cost(s) for s in settings_list), what)
 
 
 def load_model(name: str):
@@ -112,17 +172,64 @@ def run_summary(traj: Trajectory, model_name: str, model, info: dict, seconds: f
     summary = {"model": model_name, "settings": traj.settings, "frames": len(traj.frames),
                "seconds": round(seconds, 4), "conditioning": info,
                "steps": [frame_numbers(f) for f in traj.frames]}
-    if hasattr(model, "nearest") and traj.final is not None:
-        i, rms = model.nearest(traj.final)
-        summary["nearest_training_image"] = {"label": model.dataset.label(i), "rms": rms}
+    near = nearest_emoji(traj.final) if traj.final is not None else None
+    if near is not None:  # any model that draws emoji-sized pictures (not a latent)
+        summary["nearest_training_image"] = {"label": near.label, "name": near.name, "rms": near.rms}
     return summary
+
+
+# ---- candidates (the exact model's guess as a weighted average of training emoji) -----------------
+CANDIDATE_THUMB = 32  # px: the thumbnails under the player (upscaled crisp by the browser)
+
+
+def candidate_view(model, frames: list[Frame], prompt: str) -> dict | None:
+    """For the player: per frame the top emoji and their weights plus exp(entropy); one thumbnail per emoji
+    that appears. None for models without a candidate list (anything but the exact emoji model)."""
+    from ..candidates import frame_candidates, has_candidates
+
+    if not has_candidates(model) or not frames:
+        return None
+    per_frame = frame_candidates(model, frames, prompt)
+    used = sorted({i for c in per_frame for i, w in c["top"] if w >= 0.005})
+    return {"frames": [{"cands": [[i, round(w, 4)] for i, w in c["top"] if w >= 0.005],
+                        "neff": round(c["effective"], 3)} for c in per_frame],
+            "images": {str(i): _thumbnail(i) for i in used},
+            "names": {str(i): str(model.dataset.names[i]) for i in used},
+            "support": int(model.encode_prompt(prompt).support.numel())}
+
+
+@functools.lru_cache(maxsize=2048)
+def _thumbnail(index: int) -> str:
+    """A training emoji as a small PNG data URI (made once per emoji and process)."""
+    from ..data import load_emoji
+
+    return png_data_uri(load_emoji(CANDIDATE_THUMB).images[index])
+
+
+def add_candidates(column: dict, view: dict | None) -> dict:
+    """Put a candidate_view into a player column (its frames get "cands" and "neff")."""
+    if view is not None:
+        for f, c in zip(column["frames"], view["frames"]):
+            f.update(c)
+        column["cand_images"], column["cand_names"], column["cand_support"] = \
+            view["images"], view["names"], view["support"]
+    return column
+
+
+def candidates_summary(view: dict | None, frames: list[Frame]) -> list[dict] | None:
+    """The API's per-step candidates: names and posterior weights (largest first), effective count."""
+    if view is None:
+        return None
+    return [{"index": f.index, "effective": c["neff"],
+             "top": [{"name": view["names"][str(i)], "weight": w} for i, w in c["cands"]]}
+            for f, c in zip(frames, view["frames"])]
 
 
 @dataclass
 class Progress:
     """One streaming update of a run: new frames since the last update, or the finished run."""
 
-    new_frames: list[dict]
+    new_frames: list[Frame]
     done: int
     total: int
     trajectory: Trajectory | None = None
@@ -131,8 +238,9 @@ class Progress:
 
 
 def stream_run(model, settings: SampleSettings, should_stop: Callable[[], bool] | None = None,
-               interval: float = STREAM_INTERVAL_S) -> Iterator[Progress]:
-    """Sample, yielding batches of rendered frames: the first one at once, then every ``interval`` s."""
+               interval: float = STREAM_INTERVAL_S, first_send: float = FIRST_SEND_S) -> Iterator[Progress]:
+    """Sample, yielding batches of frames: the frames so far once the run has taken ``first_send`` s, then
+    every ``interval`` s, and finally the finished run."""
     from ..sampling import planned_frame_count
 
     total = planned_frame_count(settings.scheduler, settings.steps)
@@ -146,30 +254,50 @@ def stream_run(model, settings: SampleSettings, should_stop: Callable[[], bool] 
             yield Progress(pending, len(frames), total, traj, first, time.perf_counter() - start)
             return
         frames.append(item)
-        pending.append(frame_record(item, model))
+        pending.append(item)
         now = time.perf_counter() - start
-        if first is None or now - last_sent >= interval:
+        if (first is None and now >= first_send) or (first is not None and now - last_sent >= interval):
             first = now if first is None else first
             yield Progress(pending, len(frames), total, None, first, now)
             pending, last_sent = [], now
 
 
 def player_payload(columns: list[dict], panels=("x_t", "x0", "eps"), mode: str = "full", **extra) -> dict:
-    """What the JS player needs. ``columns``: [{"title", "frames": [frame_record...], "final"}]."""
+    """What the JS player needs. ``columns``: [player_column(...), ...] (see player.py for the format)."""
     return {"mode": mode, "panels": list(panels), "columns": columns, **extra}
 
 
-def thin_frames(records: list[dict], limit: int = MAX_PLAYER_FRAMES) -> list[dict]:
-    return [records[i] for i in pick_frames(len(records), limit)] if len(records) > limit else records
+def thin_frames(frames: list, limit: int = MAX_PLAYER_FRAMES) -> list:
+    return [frames[i] for i in pick_frames(len(frames), limit)] if len(frames) > limit else frames
 
 
-def write_downloads(traj: Trajectory, model, directory: str | Path) -> tuple[str, str]:
-    """GIF and MP4 of the run (x_t next to predicted x0, captioned with t and alpha-bar)."""
+def download_name(model_name: str, settings: SampleSettings) -> str:
+    """A file name that says what the file is: cat-emoji-exact-ddim-cosine-50steps-seed0."""
+    def slug(text: str, limit: int) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:limit].strip("-")
+
+    model = slug(Path(model_name).name if os.sep in str(model_name) else model_name, 40) or "model"
+    return "-".join([slug(settings.prompt, 40) or "no-prompt", model, settings.scheduler, settings.schedule,
+                     f"{settings.steps}steps", f"seed{settings.seed}"]
+                    + ([f"guidance{settings.guidance:g}"] if settings.guidance != 1.0 else []))
+
+
+def write_downloads(traj: Trajectory, model, name: str = "diffusion", cache_dir: str | Path | None = None
+                    ) -> tuple[str, str]:
+    """GIF and MP4 of the run (x_t next to predicted x0, captioned with t and alpha-bar), stored once in
+    gradio's cache folder (``cache_dir``; default: gradio's upload folder), where gradio would copy any
+    file a handler returns: the scratch copies are removed at once."""
+    import tempfile
+
+    from gradio.processing_utils import save_file_to_cache
+    from gradio.utils import get_upload_folder
+
     to_rgb, _ = display_functions(model)
-    directory = Path(directory)
-    gif = write_output(traj, directory / "diffusion.gif", to_rgb=to_rgb)
-    mp4 = write_output(traj, directory / "diffusion.mp4", to_rgb=to_rgb)
-    return str(gif), str(mp4)
+    cache_dir = str(cache_dir or get_upload_folder())
+    with tempfile.TemporaryDirectory(prefix="dv-downloads-") as scratch:
+        paths = [write_output(traj, Path(scratch) / f"{name}{suffix}", to_rgb=to_rgb) for suffix in (".gif", ".mp4")]
+        gif, mp4 = (save_file_to_cache(p, cache_dir) for p in paths)
+    return gif, mp4
 
 
 # ---- forward noising ------------------------------------------------------------------------------
@@ -253,11 +381,10 @@ def example_photos() -> list[str]:
 
 # ---- compare --------------------------------------------------------------------------------------
 def check_columns(columns) -> list[dict]:
-    """Validate a list of {"scheduler", "schedule", "steps", "guidance"} dicts (1..4 of them)."""
+    """Validate a list of {"scheduler", "schedule", "steps", "guidance"} dicts (1 to LIMITS.columns)."""
     if not isinstance(columns, list) or not columns:
         raise InvalidInputError("Turn on at least one column to compare.")
-    if len(columns) > MAX_COMPARE_COLUMNS:
-        raise InvalidInputError(f"At most {MAX_COMPARE_COLUMNS} columns, got {len(columns)}.")
+    limits.check_columns(len(columns))
     out = []
     for c in columns:
         if not isinstance(c, dict):
@@ -265,7 +392,7 @@ def check_columns(columns) -> list[dict]:
         out.append({
             "scheduler": validation.check_choice("scheduler", c.get("scheduler", "ddim"), SCHEDULERS),
             "schedule": validation.check_choice("noise schedule", c.get("schedule", "cosine"), SCHEDULES),
-            "steps": validation.check_steps(c.get("steps", 50)),
+            "steps": limits.check_steps(c.get("steps", 50)),
             "guidance": validation.check_guidance(c.get("guidance", 1.0)),
         })
     return out
@@ -288,10 +415,11 @@ def run_compare(prompt: str, seed, model_name: str, columns,
     from ..compare import iter_columns
 
     columns = check_columns(columns)
-    model = load_model(model_name)
-    to_rgb, _ = display_functions(model)
     settings_list = [make_settings(prompt, c["steps"], seed, c["guidance"], c["scheduler"], c["schedule"])
                      for c in columns]
+    check_cost(settings_list, "This comparison")
+    model = load_model(model_name)
+    to_rgb, _ = display_functions(model)
     trajs = [Trajectory(frames=[], final=None, settings=s.__dict__) for s in settings_list]
     seconds = [0.0] * len(columns)
     start = time.perf_counter()
@@ -302,16 +430,17 @@ def run_compare(prompt: str, seed, model_name: str, columns,
             trajs[k].final = item
             seconds[k] = time.perf_counter() - start
     if any(t.final is None for t in trajs):
-        raise InvalidInputError("The comparison was stopped before it finished.")
+        raise Stopped("The comparison was stopped before it finished.")
     player_cols, summary = [], {"prompt": prompt, "seed": seed, "model": model_name, "columns": []}
     for c, traj, sec in zip(columns, trajs, seconds):
-        records = thin_frames([frame_record(f, model) for f in traj.frames])
-        player_cols.append({"title": column_title(c), "frames": records,
-                            "final": png_data_uri(to_rgb(traj.final))})
+        player_cols.append(player_column(thin_frames(traj.frames), model, column_title(c),
+                                         png_data_uri(to_rgb(traj.final))))
         col = {**c, "frames": len(traj.frames), "seconds": round(sec, 4),
                "log_snr": [frame_numbers(f)["log_snr"] for f in traj.frames]}
-        if hasattr(model, "nearest"):
-            col["nearest_training_image"] = model.dataset.label(model.nearest(traj.final)[0])
+        near = nearest_emoji(traj.final)
+        if near is not None:
+            col["nearest_training_image"] = near.label
+            col["nearest_rms"] = near.rms
         summary["columns"].append(col)
     return trajs, player_cols, summary
 

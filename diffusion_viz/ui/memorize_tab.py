@@ -13,15 +13,17 @@ import random
 import gradio as gr
 
 from .. import memorize as mvg
+from ..limits import LIMITS
 from . import explain, logic
 from .cache import RESULTS
 from .common import friendly
+from .serving import Waiting, run_stoppable, stream_api
 
 EMPTY = ('<div class="dv-empty">Press <b>Run</b>: the exact denoiser and the neural network draw the same '
          'prompt from the same static.</div>')
 
 
-def memorize(prompt: str, seed: int = 0, steps: int = 50, guidance: float = 3.0) -> dict:
+def memorize(prompt: str, seed: int = 0, steps: int = 50, guidance: float = 3.0, should_stop=None) -> dict:
     """Same prompt and seed through the exact denoiser and the trained UNet (guidance for the UNet only).
 
     Returns {"prompt", "seed", "steps", "models": [exact, unet]}, each model {"model", "title", "subtitle",
@@ -39,7 +41,7 @@ def memorize(prompt: str, seed: int = 0, steps: int = 50, guidance: float = 3.0)
                "image_png": logic.png_data_uri(r["rgb"]), "nearest": r["nearest"],
                "nearest_index": int(r["nearest_index"]), "nearest_png": logic.png_data_uri(r["nearest_rgb"]),
                "nearest_rms": round(r["nearest_rms"], 4), "copy": r["copy"], "verdict": r["verdict"]}
-              for r in mvg.run(prompt, seed, steps, guidance)]
+              for r in mvg.run(prompt, seed, steps, guidance, should_stop=should_stop)]
     summary = {"prompt": prompt, "seed": seed, "steps": steps, "models": models}
     RESULTS.put(key, (summary,))
     return summary
@@ -65,34 +67,60 @@ def cards_html(summary: dict) -> str:
     return f'<div class="dv-mvg">{"".join(cards)}</div>'
 
 
+RUNNING = "Drawing"  # the progress line starts with this word; Stop replaces it (STOP_JS)
+STOP_JS = f"""(text) => (text || '').startsWith('{RUNNING}') ? '**Stopped.** Press **Run** to draw again.' : text"""
+
+
 @friendly
 def memorize_ui(prompt, seed, steps, guidance):
-    summary = memorize(prompt, seed, steps, guidance)
-    return cards_html(summary), summary
+    """A progress line while both models draw (Stop ends the work at its next step), then the cards."""
+    mvg.check_inputs(prompt, seed, steps, guidance)  # a mistake is explained at once
+    said = False
+    for item in run_stoppable(lambda stop: memorize(prompt, seed, steps, guidance, should_stop=stop)):
+        if isinstance(item, Waiting):  # keep yielding (Stop can end the run between yields); say it once
+            yield gr.skip(), gr.skip(), gr.skip() if said else f"{RUNNING} with both models… Press **Stop** to end it."
+            said = True
+        else:
+            yield cards_html(item), item, ""
 
 
 def build():
     d = mvg.DEFAULTS
-    with gr.Column(elem_id="dv-mvg-main"):  # classroom mode moves the cards above the controls
-        gr.Markdown(explain.MEMORIZE_INTRO, elem_classes=["dv-help"])
+    with gr.Column(elem_id="dv-mvg-main"):
+        gr.Markdown(explain.MEMORIZE_INTRO, elem_classes=["dv-help"], elem_id="dv-mvg-intro")
         with gr.Row(equal_height=True):
-            prompt = gr.Textbox(d["prompt"], label="Prompt", scale=2, min_width=180, elem_id="dv-mvg-prompt")
-            seed = gr.Number(d["seed"], label="Seed", precision=0, minimum=0, scale=1, min_width=110,
+            prompt = gr.Textbox(d["prompt"], label="Prompt (in English)", scale=2, min_width=180,
+                                elem_id="dv-mvg-prompt")
+            seed = gr.Number(d["seed"], label="Seed", precision=None, minimum=0, scale=1, min_width=110,
                              elem_id="dv-mvg-seed")
-            dice = gr.Button("🎲 New seed", scale=0, min_width=140, elem_id="dv-mvg-dice")
-            steps = gr.Slider(1, mvg.MAX_STEPS, value=d["steps"], step=1, label="Steps", scale=2, min_width=160,
+            dice = gr.Button("New seed", scale=0, min_width=120, elem_id="dv-mvg-dice")
+            steps = gr.Slider(1, LIMITS.steps, value=d["steps"], step=1, label="Steps", scale=2, min_width=160,
                               elem_id="dv-mvg-steps")
             guidance = gr.Slider(0, 15, value=d["guidance"], step=0.5, label="Guidance", scale=2,
                                  min_width=160, elem_id="dv-mvg-guidance")
-            run = gr.Button("Run ▶", variant="primary", scale=1, min_width=100, elem_id="dv-mvg-run")
+            with gr.Column(scale=1, min_width=100):
+                run = gr.Button("Run", variant="primary", elem_id="dv-mvg-run")
+                stop = gr.Button("Stop", variant="stop", size="sm", elem_id="dv-mvg-stop")
+        progress = gr.Markdown(elem_id="dv-mvg-status")
         cards = gr.HTML(EMPTY, elem_id="dv-mvg-cards")
     gr.Markdown(explain.MEMORIZE_WHY, elem_classes=["dv-help"], elem_id="dv-mvg-why")
     with gr.Accordion("Numbers (JSON, also what the API returns)", open=False):
         details = gr.JSON(label="Numbers")
 
-    inputs, outputs = [prompt, seed, steps, guidance], [cards, details]
-    run.click(memorize_ui, inputs, outputs, api_visibility="private")
-    prompt.submit(memorize_ui, inputs, outputs, api_visibility="private")
-    dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_visibility="private", queue=False).then(
-        memorize_ui, inputs, outputs, api_visibility="private")
-    gr.api(friendly(memorize), api_name="memorize")
+    inputs, outputs = [prompt, seed, steps, guidance], [cards, details, progress]
+    # The spinner / queue position shows on the cards only: the progress line is ours (and Stop writes it).
+    track = dict(api_visibility="private", show_progress_on=[cards])
+    events = [run.click(memorize_ui, inputs, outputs, **track), prompt.submit(memorize_ui, inputs, outputs, **track)]
+    ev = dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_visibility="private", queue=False)
+    events.append(ev.then(memorize_ui, inputs, outputs, **track))
+    stop.click(None, progress, progress, js=STOP_JS, cancels=events, api_visibility="private", queue=False)
+    built = {"prompt": prompt, "seed": seed, "steps": steps, "guidance": guidance, "run": run}
+    gr.api(friendly(memorize_api), api_name="memorize")
+    return built
+
+
+def memorize_api(prompt: str, seed: int = 0, steps: int = 50, guidance: float = 3.0) -> dict:
+    """``/memorize``: see ``memorize``. While it runs it yields {"running": true, "seconds": s} (a client's
+    ``predict`` returns only the final dict); a cancelled or disconnected call stops at its next step."""
+    mvg.check_inputs(prompt, seed, steps, guidance)
+    yield from stream_api(lambda stop: memorize(prompt, seed, steps, guidance, should_stop=stop))

@@ -2,9 +2,19 @@
 
 The component's value is a JSON payload (see ``logic.player_payload``):
 
-    {"mode": "full" | "reset" | "append", "panels": ["x_t", "x0", "eps"], "total": N,
-     "columns": [{"title": str, "frames": [{"t", "alpha_bar", "snr", "log_snr", "x_t", "x0", "eps"}],
-                  "final": data-uri}]}
+    {"mode": "full" | "reset" | "append", "panels": ["x_t", "x0", "eps"], "total": N, "align"?: "step",
+     "columns": [{"title": str, "frames": [{"index", "t", "level", "alpha_bar", "snr", "log_snr", "sigma"}],
+                  "strips": [{...}, ...], "final": data-uri}]}
+
+A column may carry the exact model's candidates (``logic.candidate_view``): per frame "cands" [[emoji, weight]]
+and "neff", per column "cand_images", "cand_names" and "cand_support"; the player shows them under the numbers.
+``align: "step"`` lines columns up by the step of the whole run (frame "index") instead of by fraction.
+
+``strips`` holds the frames' pictures as one PNG per panel (ui/atlas.py); the player decodes them into
+canvases once and derives x_t from x0 and the noise with the forward formula.
+
+``t`` is the timestep the model is given, ``level`` where the noise level the scheduler really uses lies
+in training steps (fractional with Karras spacing), ``alpha_bar`` that level's share of signal power.
 
 "reset" starts a new run, "append" adds frames while sampling streams in, "full" replaces everything.
 A Stable Diffusion run also carries ``"run"``: its id on the server, which the "Decode this step with the
@@ -18,20 +28,32 @@ from __future__ import annotations
 
 import json
 
+from .decode_js import DECODE_JS
+
+# short captions: side by side in Compare, and in classroom mode (big type, little room)
+SHORT_TITLES = {"x_t": "What it sees (x<sub>t</sub>)", "x0": "Its guess (x<sub>0</sub>)", "eps": "Its noise guess (ε)"}
 PANEL_TITLES = {
     "x_t": "What the model sees (x<sub>t</sub>)",
     "x0": "What it thinks the picture is (predicted x<sub>0</sub>)",
     "eps": "The noise it thinks is in there (predicted ε)",
 }
 
+# Icons drawn inline (no font needed: many school PCs have no emoji or symbol font), each next to a word.
+ICONS = {
+    "back": '<svg viewBox="0 0 16 16" aria-hidden="true"><path d="M3 2h2v12H3zM14 2v12L6 8z"/></svg>',
+    "play": '<svg viewBox="0 0 16 16" aria-hidden="true"><path d="M4 2v12l10-6z"/></svg>',
+    "pause": '<svg viewBox="0 0 16 16" aria-hidden="true"><path d="M3 2h4v12H3zM9 2h4v12H9z"/></svg>',
+    "fwd": '<svg viewBox="0 0 16 16" aria-hidden="true"><path d="M11 2h2v12h-2zM2 2v12l8-6z"/></svg>',
+}
+
 TEMPLATE = """
-<div class="dv-player">
+<div class="dv-player" role="group" aria-label="Step player: space plays or pauses, arrow keys step, Home and End jump">
   <div class="dv-empty">${empty_text}</div>
   <div class="dv-cols"></div>
   <div class="dv-controls">
-    <button class="dv-btn" data-act="back" title="Step back" aria-label="Step back">⏮</button>
-    <button class="dv-btn dv-play" data-act="play" title="Play / pause" aria-label="Play">▶ Play</button>
-    <button class="dv-btn" data-act="fwd" title="Step forward" aria-label="Step forward">⏭</button>
+    <button class="dv-btn" data-act="back" title="One step back (left arrow)">${icon_back}<span>Back</span></button>
+    <button class="dv-btn dv-play" data-act="play" title="Play / pause (space)">${icon_play}<span>Play</span></button>
+    <button class="dv-btn" data-act="fwd" title="One step forward (right arrow)">${icon_fwd}<span>Next</span></button>
     <input class="dv-slider" type="range" min="0" max="0" value="0" step="1" aria-label="Step">
     <label class="dv-speed-label">speed
       <select class="dv-speed" aria-label="Playback speed">
@@ -40,6 +62,7 @@ TEMPLATE = """
       </select></label>
     <span class="dv-step">step 0 / 0</span>
   </div>
+  <div class="dv-cands"></div>
 </div>
 """
 
@@ -53,21 +76,51 @@ const reg = window.dvPlayers = window.dvPlayers || {};
 const watched = window.__dvWatched = window.__dvWatched || new WeakSet();
 const prev = reg[id];
 const S = prev ? prev.state :
-  {cols: [], panels: ['x_t', 'x0', 'eps'], total: 0, pos: 0, timer: null, lat: [], paint: [], live: false, inits: 0,
-   run: '', shown: []};
+  {cols: [], panels: ['x_t', 'x0', 'eps'], total: 0, pos: 0, timer: null, lat: [], paint: [], live: false, open: false, inits: 0,
+   run: '', shown: [], gen: 0, chain: Promise.resolve(), stopped: false, pendingShow: null};
 if (S.timer) { clearInterval(S.timer); S.timer = null; }
 S.inits += 1;
 const TITLES = __TITLES__;
+const SHORT = __SHORT__;
+const TIPS = __TIPS__;  // glossary lines (diffusion_viz/glossary.py), shown on hover and on keyboard focus
+const term = (key, html) => `<span class="dv-term" tabindex="0" data-tip="${TIPS[key]}">${html}</span>`;
+const ICONS = __ICONS__;
 const q = (sel) => root.querySelector(sel);
-const fmt = (v, d) => (v === null || v === undefined) ? '∞' : Number(v).toFixed(d);
-const fmtSnr = (v) => (v === null || v === undefined) ? '∞' : (v >= 100 || v < 0.01 ? Number(v).toExponential(2) : Number(v).toFixed(3));
 
-function maxLen() { return Math.max(0, ...S.cols.map(c => c.frames.length)); }
+__DECODE__
+// With align 'step' (the round trip) a column that starts at step k of the run waits there until the
+// slider reaches k: one slider position is one step of the run in every column.
+function offset(col) { return S.align === 'step' && col.frames.length ? (col.frames[0].index || 0) : 0; }
+function maxLen() { return Math.max(0, ...S.cols.map(c => c.frames.length + offset(c))); }
 function frameFor(col, pos) {
   const n = col.frames.length, L = maxLen();
   if (n === 0) return -1;
+  if (S.align === 'step') return Math.max(0, Math.min(pos - offset(col), n - 1));
   if (S.cols.length === 1 || L <= 1) return Math.min(pos, n - 1);
   return Math.round(pos / (L - 1) * (n - 1));  // same fraction of the run in every column
+}
+// The exact model's guess is a weighted average of training emoji: show the largest weights and how many
+// emoji share the weight (exp of the entropy), as a curve over the run with the current step marked.
+function candsHtml(col, i) {
+  const f = col.frames[i], c = col.cand;
+  if (!c || !f || !f.cands) return '';
+  const pct = (w) => w >= 0.995 ? '100 %' : (100 * w >= 1 ? (100 * w).toFixed(0) + ' %' : (100 * w).toFixed(1) + ' %');
+  const tiles = f.cands.map(([k, w]) => `<figure class="dv-cand"><img src="${c.images[k]}" alt="${c.names[k]}" ` +
+    `width="48" height="48"><figcaption><span class="dv-cand-name">${c.names[k]}</span> ${pct(w)}</figcaption></figure>`).join('');
+  const n = col.frames.length, top = Math.log10(Math.max(2, c.support)), W = 260, H = 56;
+  const xy = (j) => [(n > 1 ? j / (n - 1) : 0) * (W - 8) + 4,
+                     H - 4 - (Math.log10(Math.max(1, col.frames[j].neff)) / top) * (H - 8)];
+  const pts = col.frames.map((_, j) => xy(j).map(v => v.toFixed(1)).join(',')).join(' ');
+  const [cx, cy] = xy(i);
+  return `<div class="dv-cands-head">The guess is a weighted average of <b>≈ ${Number(f.neff).toFixed(f.neff < 10 ? 1 : 0)}</b> ` +
+    `training emoji (of the ${c.support.toLocaleString('en')} the prompt allows). Largest weights:</div>` +
+    `<div class="dv-cand-row">${tiles}</div>` +
+    `<svg class="dv-cand-curve" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" ` +
+    `aria-label="How many emoji share the weight, step by step (log scale, ${c.support} at the top, 1 at the bottom)">` +
+    `<text x="${W - 4}" y="12" text-anchor="end" font-size="11" fill="#4b5563">${c.support.toLocaleString('en')} emoji</text>` +
+    `<text x="${W - 4}" y="${H - 6}" text-anchor="end" font-size="11" fill="#4b5563">1</text>` +
+    `<polyline points="${pts}" fill="none" stroke="#4338ca" stroke-width="2"/>` +
+    `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="4" fill="#b45309"/></svg>`;
 }
 function build() {
   const box = q('.dv-cols');
@@ -79,8 +132,11 @@ function build() {
     let html = S.cols.length > 1 ? `<div class="dv-col-title">${col.title || ''}</div>` : '';
     html += '<div class="dv-panels">';
     for (const p of S.panels) {
-      html += `<figure class="dv-panel"><img class="dv-img" data-panel="${p}" alt="${p}">` +
-              `<figcaption>${TITLES[p] || p}</figcaption></figure>`;
+      const caption = S.cols.length > 1 ? (SHORT[p] || p) :
+        `<span class="dv-long">${TITLES[p] || p}</span><span class="dv-short">${SHORT[p] || p}</span>`;
+      html += `<figure class="dv-panel"><canvas class="dv-img" data-panel="${p}" role="img" ` +
+              `aria-label="${(TITLES[p] || p).replace(/<[^>]*>/g, '')}"></canvas>` +
+              `<figcaption>${caption}</figcaption></figure>`;
     }
     html += '</div><div class="dv-numbers"></div>';
     c.innerHTML = html;
@@ -89,8 +145,12 @@ function build() {
   q('.dv-empty').style.display = S.cols.length ? 'none' : '';
   q('.dv-controls').style.display = S.cols.length ? '' : 'none';
 }
-function preload(frames) {
-  for (const f of frames) for (const p of S.panels) { if (f[p]) { const im = new Image(); im.src = f[p]; } }
+function paint(canvas, image) {
+  if (!image) return;
+  if (canvas.width !== image.width || canvas.height !== image.height) {
+    canvas.width = image.width; canvas.height = image.height;
+  }
+  canvas.getContext('2d').putImageData(image, 0, 0);
 }
 function show(pos) {
   const t0 = performance.now();
@@ -101,50 +161,92 @@ function show(pos) {
     const el = cols[ci]; if (!el) return;
     const i = frameFor(col, S.pos); if (i < 0) return;
     const f = col.frames[i];
-    el.querySelectorAll('img.dv-img').forEach(img => { const s = f[img.dataset.panel]; if (s && img.src !== s) img.src = s; });
+    el.querySelectorAll('canvas.dv-img').forEach(cv => {
+      if (cv.dataset.shown !== String(i)) { paint(cv, f.img[cv.dataset.panel]); cv.dataset.shown = String(i); }
+    });
+    const noise = Math.sqrt(Math.max(0, 1 - f.alpha_bar));
     el.querySelector('.dv-numbers').innerHTML =
-      `<span>step <b>${i + 1}</b>/${col.frames.length}</span><span>t = <b>${fmt(f.t, 0)}</b></span>` +
-      `<span>ᾱ (signal left) = <b>${fmtSnr(f.alpha_bar)}</b></span><span>SNR = <b>${fmtSnr(f.snr)}</b></span>` +
-      `<span>log SNR = <b>${fmt(f.log_snr, 2)}</b></span>`;
+      (S.align === 'step' ? (S.pos < offset(col) ? `<span>starts at step <b>${offset(col) + 1}</b></span>`
+                                                 : `<span>step <b>${(f.index || 0) + 1}</b>/${offset(col) + col.frames.length}</span>`)
+                          : `<span>step <b>${i + 1}</b>/${col.frames.length}</span>`) + `<span>${tText(f)}</span>` +
+      `<span>${term('abar', 'ᾱ')} = <b>${fmtSnr(f.alpha_bar)}</b>` +
+      (S.cols.length > 1 ? '' : ` (signal power left: ${fmtPct(f.alpha_bar)} %)`) + `</span>` +
+      (S.cols.length > 1 ? '' : `<span title="how much of the predicted noise is really in x_t">` +
+        `noise left √(1−ᾱ) = <b>${noise.toFixed(3)}</b></span><span>${term('snr', 'SNR')} = <b>${fmtSnr(f.snr)}</b></span>` +
+        `<span>${term('logsnr', 'log SNR')} = <b>${fmt(f.log_snr, 2)}</b></span>`);
+    el.classList.toggle('dv-waiting', S.align === 'step' && S.pos < offset(col));
   });
+  // under the controls (they stay next to the pictures): the exact model's candidates at this step
+  const one = S.cols.length === 1 && S.cols[0].cand ? S.cols[0] : null;
+  q('.dv-cands').innerHTML = one ? candsHtml(one, frameFor(one, S.pos)) : '';
   const slider = q('.dv-slider');
   slider.max = Math.max(0, L - 1);
   slider.value = S.pos;
   const total = S.cols.length === 1 ? Math.max(S.total || 0, L) : L;
   q('.dv-step').textContent = S.live ? `sampling… ${L} / ${total}` :
-    (S.cols.length > 1 ? `${Math.round(100 * S.pos / Math.max(1, L - 1))}% of each run` : `step ${S.pos + 1} / ${L}`);
+    (S.cols.length > 1 && S.align !== 'step' ? `${Math.round(100 * S.pos / Math.max(1, L - 1))}% of each run`
+                                             : `step ${S.pos + 1} / ${L}`);
   const t1 = performance.now();
   S.lat.push(t1 - t0);
   requestAnimationFrame(() => S.paint.push(performance.now() - t0));
   return t1 - t0;
 }
-function stop() { if (S.timer) { clearInterval(S.timer); S.timer = null; } q('.dv-play').textContent = '▶ Play'; }
+function setPlay(on) {
+  const b = q('.dv-play'); b.innerHTML = (on ? ICONS.pause : ICONS.play) + `<span>${on ? 'Pause' : 'Play'}</span>`;
+  b.setAttribute('aria-pressed', on ? 'true' : 'false');
+}
+function stop() { if (S.timer) { clearInterval(S.timer); S.timer = null; } setPlay(false); }
+// The run was stopped on the server: keep the frames that arrived, playable, and say so.
+function finish() {
+  S.live = false; S.open = false;
+  S.stopped = true;  // frames still in flight from the cancelled run are ignored
+  if (maxLen()) show(maxLen() - 1);
+  return {done: maxLen(), total: S.total || maxLen()};
+}
 function play() {
   if (S.timer) { stop(); return; }
   if (S.pos >= maxLen() - 1) show(0);
   const fps = Number(q('.dv-speed').value) || 8;
-  q('.dv-play').textContent = '⏸ Pause';
+  setPlay(true);
   S.timer = setInterval(() => { if (S.pos >= maxLen() - 1) { stop(); return; } show(S.pos + 1); }, 1000 / fps);
 }
 function load(raw) {
-  if (!raw) { stop(); S.cols = []; build(); return; }
+  if (!raw) { stop(); S.gen += 1; S.open = false; S.cols = []; build(); return; }
   let d; try { d = typeof raw === 'string' ? JSON.parse(raw) : raw; } catch (e) { return; }
   if (!d || !d.columns) return;
-  if (d.panels) S.panels = d.panels;
-  if (d.mode === 'append' && S.cols.length) {
-    d.columns.forEach((c, i) => { if (S.cols[i]) S.cols[i].frames.push(...c.frames); });
-  } else {
-    stop();
-    S.cols = d.columns.map(c => ({title: c.title, frames: c.frames.slice(), final: c.final}));
-    build();
+  if (d.mode === 'append' && S.stopped) return;
+  // Whether a run is open is known now, not when its first chunk has decoded: on a slow machine the next
+  // chunk can arrive while the first is still decoding, and must be added to it, not start a new run
+  // (that lost the run's first frames: "step 1" showed the second x_t).
+  const append = d.mode === 'append' && S.open;
+  if (!append) {  // a new run (or the whole run at once): earlier chunks still decoding are dropped
+    S.gen += 1; S.stopped = false; S.chain = Promise.resolve();
   }
-  S.total = d.total || 0;
-  if (d.mode !== 'append') S.run = d.run || '';  // a Stable Diffusion run's id, for decode-on-demand
-  S.live = d.mode !== 'full';
-  d.columns.forEach(c => preload(c.frames));
-  show(S.live ? maxLen() - 1 : (d.start === 'end' ? maxLen() - 1 : 0));
-  // a new run's first picture: note when the browser is about to paint it (for the benchmark)
-  if (d.mode !== 'append' && maxLen() > 0) requestAnimationFrame(() => S.shown.push(performance.now()));
+  S.open = d.mode !== 'full';
+  const gen = S.gen;
+  if (!append) S.run = d.run || '';  // a Stable Diffusion run's id, for decode-on-demand
+  // chunks decode one after another, in order; each shows its frames as soon as they are ready
+  S.chain = S.chain.then(async () => {
+    const decoded = await Promise.all(d.columns.map(c => decodeColumn(c.frames, c.strips || [])));
+    if (gen !== S.gen) return;
+    if (append) {
+      decoded.forEach((frames, i) => { if (S.cols[i]) S.cols[i].frames.push(...frames); });
+    } else {
+      stop();
+      if (d.panels) S.panels = d.panels;
+      S.align = d.align || 'fraction';
+      S.cols = d.columns.map((c, i) => ({title: c.title, frames: decoded[i], final: c.final,
+        cand: c.cand_images ? {images: c.cand_images, names: c.cand_names, support: c.cand_support} : null}));
+      build();
+    }
+    S.total = d.total || 0;
+    S.live = d.mode !== 'full';
+    const seek = window.__dvSeek && window.__dvSeek[id];  // a link asked for this step of the run
+    if (!S.live && seek !== undefined) delete window.__dvSeek[id];
+    show(S.live ? maxLen() - 1 : (seek !== undefined ? seek : (d.start === 'end' ? maxLen() - 1 : 0)));
+    // a new run's first picture: note when the browser is about to paint it (for the benchmark)
+    if (!append && maxLen() > 0) requestAnimationFrame(() => S.shown.push(performance.now()));
+  }).catch((e) => console.error('diffusion-viz player:', e));
 }
 q('.dv-slider').addEventListener('input', (e) => { stop(); show(Number(e.target.value)); });
 root.addEventListener('click', (e) => {
@@ -154,8 +256,25 @@ root.addEventListener('click', (e) => {
   else { stop(); show(S.pos + (act === 'fwd' ? 1 : -1)); }
 });
 q('.dv-speed').addEventListener('change', () => { if (S.timer) { stop(); play(); } });
+// Keyboard, anywhere in the player: space plays/pauses, arrows step, Home/End jump to the ends.
+root.addEventListener('keydown', (e) => {
+  if (!S.cols.length || e.target.closest('select')) return;
+  const L = maxLen(), keys = {' ': 'play', 'ArrowLeft': -1, 'ArrowRight': 1, 'Home': 'home', 'End': 'end'};
+  const k = keys[e.key]; if (k === undefined) return;
+  if (e.target.closest('button') && e.key === ' ') return;  // a focused button already acts on space
+  e.preventDefault();
+  if (k === 'play') { play(); return; }
+  stop();
+  show(k === 'home' ? 0 : k === 'end' ? L - 1 : S.pos + k);
+});
+// The picture a panel shows, as 0..255 RGBA values (for the browser tests: what is on screen).
+function pixels(panel, col) {
+  const cv = root.querySelectorAll('.dv-col')[col || 0].querySelector(`canvas[data-panel="${panel}"]`);
+  return Array.from(cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data);
+}
 reg[id] = {
-  seek: show, play, stop, load, state: S,
+  seek: show, play, stop, load, finish, state: S, pixels,
+  idle: () => S.chain.then(() => true),  // resolves once every chunk received so far is on screen
   frames: () => maxLen(), position: () => S.pos, playing: () => !!S.timer, run: () => S.run || '',
   frameIndex: () => { const c = S.cols[0]; const f = c && c.frames[Math.min(S.pos, c.frames.length - 1)];
                       return f && f.index !== undefined ? f.index : S.pos; },
@@ -167,8 +286,20 @@ if (!watched.has(props)) { watched.add(props); watch('value', () => reg[id].load
 """
 
 
+def _tips() -> dict:
+    """Glossary lines for the player's numbers, escaped for an HTML attribute."""
+    import html
+
+    from ..glossary import glossary_html_title
+
+    return {key: html.escape(glossary_html_title(term), quote=True)
+            for key, term in (("abar", "ᾱ"), ("snr", "SNR"), ("logsnr", "log-SNR"))}
+
+
 def player_js() -> str:
-    return JS.replace("__TITLES__", json.dumps(PANEL_TITLES))
+    return (JS.replace("__DECODE__", DECODE_JS).replace("__TITLES__", json.dumps(PANEL_TITLES))
+            .replace("__ICONS__", json.dumps(ICONS)).replace("__SHORT__", json.dumps(SHORT_TITLES))
+            .replace("__TIPS__", json.dumps(_tips())))
 
 
 def make_player(elem_id: str, empty_text: str, **kwargs):
@@ -177,7 +308,7 @@ def make_player(elem_id: str, empty_text: str, **kwargs):
 
     return gr.HTML(value="", html_template=TEMPLATE, js_on_load=player_js(), elem_id=elem_id,
                    elem_classes=["dv-player-block"], empty_text=empty_text, apply_default_css=False,
-                   **kwargs)
+                   icon_back=ICONS["back"], icon_play=ICONS["play"], icon_fwd=ICONS["fwd"], **kwargs)
 
 
 def to_value(payload: dict) -> str:

@@ -3,7 +3,7 @@
 A model counts as "Stable Diffusion" by what it can do, not by its name: it has ``decode`` (the VAE),
 ``to_rgb`` (the cheap linear latent preview) and ``tokens`` (the CLIP tokenizer). For such a model:
 
-- every step streams through the cheap linear preview (``logic.frame_record`` already uses ``to_rgb``);
+- every step streams through the cheap linear preview (``logic.player_column`` uses the model's ``to_rgb``);
 - the step the viewer is looking at is decoded with the full VAE on request (``decode_step``), from a
   small store of recent runs (``RunStore``); the final image is decoded at the end of every run;
 - the latent channels themselves (``latent_channels_image``) come with that request;
@@ -167,13 +167,15 @@ def decode_caption(result: dict) -> str:
 
 # ---- text ----------------------------------------------------------------------------------------
 def conditioning_info(model, prompt: str) -> dict:
-    """What an SD model reads from the prompt: CLIP tokens, and the ones past the 77-token window."""
+    """What an SD model reads from the prompt: its tokens, and the ones past the window (77 for CLIP)."""
     prompt = validation.check_prompt(prompt)
+    view = model.tokens(prompt or "x")  # the encoder's window and start/end marks, also for ""
+    names = {"max_length": int(view.max_length), "encoder": getattr(view, "encoder", "CLIP"),
+             "start": getattr(view, "start", "<start>"), "end": getattr(view, "end", "<end>")}
     if not prompt:
-        return {"kind": "unconditional", "prompt": ""}
-    view = model.tokens(prompt)
+        return {"kind": "unconditional", "prompt": "", **names}
     return {"kind": "tokens", "prompt": prompt, "tokens": list(view.tokens), "dropped": list(view.dropped),
-            "truncated": bool(view.truncated), "max_length": int(view.max_length)}
+            "truncated": bool(view.truncated), **names}
 
 
 def _tok(t: str) -> str:
@@ -183,18 +185,20 @@ def _tok(t: str) -> str:
 
 def tokens_markdown(info: dict) -> str:
     """The tokens as the text encoder reads them; tokens past the window are flagged, struck through."""
+    start, end, enc = info.get("start", "<start>"), info.get("end", "<end>"), info.get("encoder", "CLIP")
     if info["kind"] == "unconditional":
-        return ("**Empty prompt:** the text encoder still produces 77 vectors (start, end and padding "
-                "tokens); with guidance this is the “no prompt” side.")
+        return (f"**Empty prompt:** the text encoder ({enc}) still produces {info.get('max_length', 77)} vectors "
+                f"(`{start}`, `{end}` and padding tokens); with guidance this is the “no prompt” side.")
     room = info["max_length"] - 2
     used = len(info["tokens"])
-    out = [f"**The tokens the text encoder reads** ({used} of {room} places; "
-           f"the other 2 of {info['max_length']} are `<start>` and `<end>`):", "",
+    out = [f"**The tokens the text encoder ({enc}) reads** ({used} of {room} places; "
+           f"the other 2 of {info['max_length']} are `{start}` and `{end}`):", "",
            " · ".join(_tok(t) for t in info["tokens"])]
     if info["truncated"]:
         n = len(info["dropped"])
         out += ["", f"⚠️ **Too long: {n} token{'s' if n != 1 else ''} past the {info['max_length']}-token "
-                    "window are silently dropped by Stable Diffusion** and have no effect on the picture: ",
+                    "window are silently dropped** (Stable Diffusion does the same) and have no effect on the "
+                    "picture: ",
                 " · ".join(f"~~{_tok(t)}~~" for t in info["dropped"])]
     return "\n".join(out)
 
@@ -209,10 +213,11 @@ def embedding_image(model, prompt: str, dims: int = 64, scale: int = 4) -> tuple
     norms = np.asarray(view["norms"])
     info = conditioning_info(model, prompt)
     n_real = len(info.get("tokens", [])) + 2  # <start>, the tokens, <end>
+    start, end = info.get("start", "<start>"), info.get("end", "<end>")
     caption = (f"**The prompt as numbers:** {slots} token slots × {width} features each (showing the first "
-               f"{min(dims, width)}). Columns left to right: `<start>`, your {n_real - 2} token(s), `<end>`, "
+               f"{min(dims, width)}). Columns left to right: `{start}`, your {n_real - 2} token(s), `{end}`, "
                "then padding. Red = positive, blue = negative. The UNet attends to all "
-               f"{slots} slots, padding included. Vector length: `<start>` {norms[0]:.1f}, "
+               f"{slots} slots, padding included. Vector length: `{start}` {norms[0]:.1f}, "
                f"mean of the others {norms[1:].mean():.1f}.")
     return heat, caption
 
@@ -229,13 +234,18 @@ def check_scales(scales) -> list[float]:
     return scales
 
 
-def guidance_images(model, settings: SampleSettings, scales=GUIDANCE_SCALES) -> list[tuple[float, np.ndarray]]:
+def guidance_images(model, settings: SampleSettings, scales=GUIDANCE_SCALES,
+                    should_stop=None) -> list[tuple[float, np.ndarray]]:
     """The same prompt and seed at each guidance scale: [(scale, decoded final picture), ...]."""
+    from ..errors import Stopped
     from ..models.stable_diffusion import compare_guidance
 
     if not is_sd(model):
         raise InvalidInputError("The guidance comparison is for Stable Diffusion models; pick one first.")
-    return [(scale, model.decode(final)) for scale, final in compare_guidance(model, settings, check_scales(scales))]
+    finals = compare_guidance(model, settings, check_scales(scales), should_stop=should_stop)
+    if any(final is None for _, final in finals):
+        raise Stopped("Stopped before every guidance scale finished.")
+    return [(scale, model.decode(final)) for scale, final in finals]
 
 
 # ---- explanations --------------------------------------------------------------------------------
@@ -264,6 +274,13 @@ def explanation_markdown(model) -> str:
     lines.append("Press **Decode this step with the VAE** to see the step you are looking at through the "
                  "full decoder (slower: seconds per picture on a CPU for a real checkpoint).")
     return "\n\n".join(lines)
+
+
+def prompt_info(model) -> str:
+    """The prompt box's hint for a latent model: how many tokens its text encoder reads."""
+    view = model.tokens("x")
+    return (f"What to draw. {getattr(view, 'encoder', 'CLIP')} reads at most {view.max_length - 2} tokens; "
+            "the rest is dropped (flagged below).")
 
 
 def defaults(model) -> dict:

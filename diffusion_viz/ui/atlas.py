@@ -1,0 +1,146 @@
+"""A run's frames in a compact form: the format of the player, the API and the result cache.
+
+Per panel one *strip*: all the run's frames of that panel stacked top to bottom in one PNG (lossless), so
+a 50-step run at 64 px is a few PNGs instead of 150. Frames change little from one step to the next, so a
+strip stores each frame's *difference* from the one before (mod 256; the first frame as it is): the
+browser adds them up again. For pixel models the x_t panel is not sent at all: the browser derives it
+from the other two with the forward formula, in display units::
+
+    x_t = sqrt(abar) * x0 + sqrt(1 - abar) * eps
+    P   = floor(sqrt(abar) * (X0 - o) + (sqrt(1 - abar) * k) * (E - o) + o + 0.5), clipped to 0..255
+
+where X0 and E are the displayed 0..255 values of the predicted clean picture and noise, ``o`` the
+display's zero (127.5 for pixels) and ``k`` how much the noise panel is shrunk for display (3: noise is
+shown at 1/3 scale). X0 and E are rounded to whole levels, so P can be one level off; wherever it is
+off by more (noise beyond 3 standard deviations is clipped in its panel) a *fix* strip, zero
+elsewhere, holds the difference (mod 256). Result: every x_t value within +-1 of the server's picture
+(1/255), and x0 and the noise exact. Latent models (Stable Diffusion's cheap previews clip often, so the
+formula does not hold for their pictures) send x_t as a strip of its own, exact.
+Sizes (bench/bench_payload.py prints them): tens of KB for 50 DDIM steps at 64 px (before: 1.8 MB of
+per-frame PNGs); ancestral samplers draw fresh noise every step, which no lossless format shrinks much.
+
+``encode_frames`` makes a column's strips; ``decode_column`` turns them back into numpy arrays (the
+reference the browser's player follows, see player.py, and what an API client can use: docs/API.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+
+PNG_LEVEL = 6  # zlib level: the strips of a 50-step run encode in a few ms and are 3-5x smaller than level 1
+FIX_LEVEL = 6  # the fix strip is almost all zeros: it compresses to almost nothing, fast
+
+
+def png_uri(rgb: np.ndarray, level: int = PNG_LEVEL) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG", compress_level=level)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def png_array(uri: str) -> np.ndarray:
+    data = base64.b64decode(uri.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def predict_xt(x0: np.ndarray, eps: np.ndarray, alpha_bars, offset, eps_scale: float) -> np.ndarray:
+    """P for each frame (the formula above), in float64 with the same operations in the same order as the
+    browser's JavaScript, so both get the same whole numbers. x0, eps: (n, H, W, 3) uint8."""
+    ab = np.asarray(alpha_bars, dtype=np.float64).reshape(-1, 1, 1, 1)
+    o = np.asarray(offset, dtype=np.float64).reshape(1, 1, 1, -1)
+    a, bk = np.sqrt(ab), np.sqrt(1.0 - ab) * float(eps_scale)
+    p = x0.astype(np.float64)  # the same operations, in the same order, as the JavaScript; in place
+    p -= o
+    p *= a
+    q = eps.astype(np.float64)
+    q -= o
+    q *= bk
+    p += q
+    p += o
+    p += 0.5
+    np.floor(p, out=p)
+    np.clip(p, 0, 255, out=p)
+    return p.astype(np.int16)
+
+
+def display_constants(model) -> tuple[list[float], float]:
+    """(offset o per channel, eps_scale k) of a model's displays: pixel models show x in [-1, 1] as
+    127.5 (x + 1) and noise at 1/3 scale; latent models preview both through the same linear map."""
+    offset = getattr(model, "display_offset", None)
+    if offset is not None:
+        return [float(v) for v in offset], 1.0
+    from ..render import NOISE_DISPLAY_SCALE
+
+    return [127.5, 127.5, 127.5], 1.0 / NOISE_DISPLAY_SCALE
+
+
+def to_deltas(frames: np.ndarray) -> np.ndarray:
+    """(n, H, W, 3) uint8 -> the first frame, then each frame minus the one before, mod 256 (uint8
+    arithmetic wraps around by itself)."""
+    d = np.empty_like(frames)
+    d[0] = frames[0]
+    np.subtract(frames[1:], frames[:-1], out=d[1:])
+    return d
+
+
+def from_deltas(deltas: np.ndarray) -> np.ndarray:
+    return (np.cumsum(deltas.astype(np.int64), axis=0) % 256).astype(np.uint8)
+
+
+def strip_uri(frames: np.ndarray, level: int = PNG_LEVEL) -> str:
+    n, h, w, c = frames.shape
+    return png_uri(to_deltas(frames).reshape(n * h, w, c), level)
+
+
+def encode_frames(frames, model, display) -> dict:
+    """Strips for ``frames`` (sampling.Frame objects): {"size": [H, W], "count": n, "delta": true,
+    "x0": uri, "eps": uri, "x_t": {"fix": uri} (derived) or uri (latent models), "predict": {"offset",
+    "eps_scale"}}. ``display``: (to_rgb, noise_rgb)."""
+    to_rgb, noise_rgb = display
+    x_t = np.stack([to_rgb(f.x_t) for f in frames])
+    x0 = np.stack([to_rgb(f.x0) for f in frames])
+    eps = np.stack([noise_rgb(f.eps) for f in frames])
+    offset, k = display_constants(model)
+    n, h, w, _ = x0.shape
+    out = {"size": [h, w], "count": n, "delta": True, "x0": strip_uri(x0), "eps": strip_uri(eps),
+           "predict": {"offset": offset, "eps_scale": k}}
+    if getattr(model, "display_offset", None) is not None:  # latent previews: x_t as its own strip
+        out["x_t"] = strip_uri(x_t)
+        return out
+    diff = x_t.astype(np.int16)
+    diff -= predict_xt(x0, eps, [f.alpha_bar for f in frames], offset, k)
+    fix = diff.astype(np.uint8)  # mod 256
+    fix[np.abs(diff) <= 1] = 0
+    out["x_t"] = {"fix": png_uri(fix.reshape(n * h, w, 3), FIX_LEVEL)}
+    return out
+
+
+def decode_column(chunks: list[dict] | dict, alpha_bars) -> dict[str, np.ndarray]:
+    """The inverse of ``encode_frames``: {"x_t", "x0", "eps"} as (n, H, W, 3) uint8 arrays. ``chunks``: a
+    column's list of strips (a streamed run arrives in several; they follow each other), or one strip."""
+    if isinstance(chunks, list):
+        out, start = [], 0
+        for chunk in chunks:
+            out.append(decode_column(chunk, list(alpha_bars)[start:start + int(chunk["count"])]))
+            start += int(chunk["count"])
+        return {k: np.concatenate([o[k] for o in out]) for k in ("x_t", "x0", "eps")}
+    strips = chunks
+    h, w = strips["size"]
+    n = int(strips["count"])
+
+    def panel(uri):
+        a = png_array(uri).reshape(n, h, w, 3)
+        return from_deltas(a) if strips.get("delta") else a
+
+    x0, eps = panel(strips["x0"]), panel(strips["eps"])
+    if isinstance(strips["x_t"], str):
+        return {"x_t": panel(strips["x_t"]), "x0": x0, "eps": eps}
+    fix = png_array(strips["x_t"]["fix"]).reshape(n, h, w, 3).astype(np.int16)
+    p = strips["predict"]
+    predicted = predict_xt(x0, eps, alpha_bars, p["offset"], p["eps_scale"])
+    x_t = np.where(fix != 0, (predicted + fix) % 256, predicted).astype(np.uint8)
+    return {"x_t": x_t, "x0": x0, "eps": eps}
+

@@ -1,20 +1,34 @@
 """The trainer on a micro config (64 emoji, 8/16 channels): seconds on a CPU."""
 
 import json
+import types
 
 import numpy as np
 import pytest
 import torch
 
 from diffusion_viz.models.emoji_unet import EmojiUNetDenoiser
-from diffusion_viz.train import TrainConfig, build_unet, export, train
+from diffusion_viz.models.emoji_unet import build_unet
+from diffusion_viz.training.unet import TrainConfig, export, train
 
 CONFIG = "configs/emoji_unet_test.json"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_and_torch_rng():
+    """These tests train on one thread, and train() seeds torch's global RNG: both are put back after
+    this module, so tests elsewhere see the session's settings whatever the order."""
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_rng_state(rng)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig.load(CONFIG)
     return cfg, out, train(cfg, out, verbose=False)
@@ -67,7 +81,7 @@ def test_warm_start_with_pooled_conditioning_changes_nothing_at_step_0(run, tmp_
     cfg, out, _ = run
     stage2 = TrainConfig.load(CONFIG)
     stage2.pooled_conditioning, stage2.init_from, stage2.max_steps = True, str(out / "checkpoint.pt"), 2
-    from diffusion_viz.train import warm_start
+    from diffusion_viz.training.unet import warm_start
 
     first = build_unet(cfg.unet_config())
     first.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=False)["model"])
@@ -98,7 +112,7 @@ def test_warm_start_with_pooled_conditioning_changes_nothing_at_step_0(run, tmp_
 
 def test_warm_start_refuses_a_different_architecture(run, tmp_path):
     _, out, _ = run
-    from diffusion_viz.train import warm_start
+    from diffusion_viz.training.unet import warm_start
 
     other = TrainConfig.load(CONFIG)
     other.block_out_channels = (16, 16)
@@ -116,3 +130,71 @@ def test_max_minutes_stops_and_checkpoints(tmp_path):
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == summary["step"]
     cfg.max_steps = summary["step"] + 1
     assert train(cfg, tmp_path, verbose=False)["step"] == summary["step"] + 1
+
+
+# ---- the training target: v = sqrt(abar) eps - sqrt(1 - abar) x0 ----------------------------------------
+@pytest.mark.parametrize("alpha_bar", [1e-9, 0.02, 0.5, 0.97, 1 - 1e-6])
+def test_v_target_is_the_v_of_the_samplers(alpha_bar):
+    """float64: v_target matches the formula, and the samplers' v-prediction inversion recovers (x0, eps)."""
+    from diffusion_viz.sampling import to_x0_and_eps
+    from diffusion_viz.training.unet import v_target
+
+    g = torch.Generator().manual_seed(7)
+    x0 = torch.rand(2, 3, 8, 8, generator=g, dtype=torch.float64) * 2 - 1
+    eps = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    v = v_target(x0, eps, torch.tensor(alpha_bar, dtype=torch.float64))
+    assert v.dtype == torch.float64
+    expected = np.sqrt(alpha_bar) * eps.numpy() - np.sqrt(1 - alpha_bar) * x0.numpy()
+    np.testing.assert_allclose(v.numpy(), expected, rtol=1e-13, atol=1e-15)
+    x_t = np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * eps
+    x0_back, eps_back = to_x0_and_eps(v, x_t, alpha_bar, "v_prediction")
+    torch.testing.assert_close(x0_back, x0, rtol=0, atol=1e-12)
+    torch.testing.assert_close(eps_back, eps, rtol=0, atol=1e-12)
+
+
+def test_the_training_step_regresses_the_unet_onto_v(monkeypatch, tmp_path):
+    """One real training step, watched: whatever clean batch x0 (after augmentation), timesteps t and
+    noisy input x_t the UNet gets, the loss's target is the v of that x0 and x_t: inverting it with the
+    samplers' formula gives back x0, and noise that is standard normal."""
+    import diffusion_viz.training.unet as train_mod
+    from diffusion_viz.sampling import to_x0_and_eps
+    from diffusion_viz.schedules import get_schedule
+
+    seen = {}
+    real_augment, real_build, real_mse = train_mod.augment, train_mod.build_unet, train_mod.F.mse_loss
+
+    def augment(*args, **kwargs):
+        seen["x0"] = real_augment(*args, **kwargs).detach().clone()
+        return seen["x0"]
+
+    def build_unet(*args, **kwargs):
+        unet = real_build(*args, **kwargs)
+
+        def record(module, args, kwargs):
+            seen["x_t"], seen["t"] = args[0].detach().clone(), args[1].detach().clone()
+        unet.register_forward_pre_hook(record, with_kwargs=True)
+        return unet
+
+    def mse_loss(pred, target, *args, **kwargs):
+        seen["target"] = target.detach().clone()
+        return real_mse(pred, target, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "augment", augment)
+    monkeypatch.setattr(train_mod, "build_unet", build_unet)
+    monkeypatch.setattr(train_mod, "F", types.SimpleNamespace(**{**vars(train_mod.F), "mse_loss": mse_loss}))
+    cfg = TrainConfig.load(CONFIG)
+    cfg.max_steps, cfg.sample_every = 1, 0
+    assert cfg.prediction_type == "v_prediction"
+    train(cfg, tmp_path, verbose=False)
+
+    x0, x_t, t, v = (seen[k].double() for k in ("x0", "x_t", "t", "target"))
+    assert x0.shape == x_t.shape == v.shape == (cfg.batch_size, 3, 32, 32) and len(set(t.tolist())) > 1
+    abar = np.asarray(get_schedule(cfg.schedule).alphas_cumprod, np.float32)  # what the trainer indexes
+    noise = []
+    for i, ti in enumerate(t.long().tolist()):
+        x0_back, eps_back = to_x0_and_eps(v[i], x_t[i], float(abar[ti]), "v_prediction")
+        torch.testing.assert_close(x0_back, x0[i], rtol=0, atol=2e-5)
+        noise.append(eps_back)
+    noise = torch.stack(noise)
+    assert abs(float(noise.mean())) < 0.05 and abs(float(noise.std()) - 1) < 0.05  # eps ~ N(0, 1)
+    assert float((noise - x0).abs().mean()) > 0.5  # and not the picture

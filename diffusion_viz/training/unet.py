@@ -38,6 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.emoji_unet import build_unet
+from ..models.text_encoder import sentence_vectors, token_embeddings
+
 MAX_TOKENS = 20  # the longest emoji name is 18 MiniLM tokens
 
 
@@ -95,38 +98,14 @@ class TrainConfig:
         )
 
 
-def build_unet(unet_config: dict):
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(**unet_config)
-
-
 # ---- text conditioning ----------------------------------------------------------------------------
-@torch.no_grad()
-def token_embeddings(texts: list[str], max_tokens: int = MAX_TOKENS) -> tuple[torch.Tensor, torch.Tensor]:
-    """MiniLM token vectors (len, max_tokens, 384) float32 and attention masks (len, max_tokens) bool."""
-    from .models.text_encoder import _load
-
-    tokenizer, model = _load()
-    batch = tokenizer(texts, padding="max_length", truncation=True, max_length=max_tokens, return_tensors="pt")
-    hidden = torch.cat([model(**{k: v[i:i + 256] for k, v in batch.items()}).last_hidden_state
-                        for i in range(0, len(texts), 256)])
-    return hidden.float(), batch["attention_mask"].bool()
-
-
-def sentence_vectors(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Masked mean of the token vectors, scaled to unit length: MiniLM's own sentence embedding."""
-    m = mask[..., None].to(hidden.dtype)
-    return F.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
-
-
 def cached_name_tokens(names: list[str], cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Token embeddings of every emoji name plus the empty prompt (last row): computed once, then read."""
     if cache.exists():
         data = torch.load(cache)
         if data["names"] == names:
             return data["hidden"], data["mask"]
-    hidden, mask = token_embeddings(names + [""])
+    hidden, mask = token_embeddings(names + [""], MAX_TOKENS)
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"names": names, "hidden": hidden, "mask": mask}, cache)
     return hidden, mask
@@ -155,12 +134,19 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def v_target(x0: torch.Tensor, eps: torch.Tensor, alpha_bar) -> torch.Tensor:
+    """The v-prediction target v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans & Ho 2022) for
+    x_t = sqrt(abar) x0 + sqrt(1 - abar) eps; ``alpha_bar`` broadcasts against x0 (e.g. (B, 1, 1, 1))."""
+    alpha_bar = torch.as_tensor(alpha_bar, dtype=x0.dtype, device=x0.device)
+    return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
+
+
 # ---- sampling (batched DDIM, for grids during training) -------------------------------------------
 @torch.no_grad()
 def sample_batch(unet, cfg: TrainConfig, hidden, mask, uncond_hidden, uncond_mask,
                  steps: int = 25, guidance: float = 3.0, seed: int = 0) -> torch.Tensor:
     """Sample one image per conditioning row with DDIM + classifier-free guidance; returns (B, 3, S, S)."""
-    from .sampling import make_scheduler
+    from ..sampling import make_scheduler
 
     sched = make_scheduler("ddim", cfg.schedule, cfg.prediction_type)
     sched.set_timesteps(steps)
@@ -257,8 +243,8 @@ def train(cfg: TrainConfig, out_dir, max_minutes: float | None = None, device: s
 
     Stops at cfg.max_steps, after max_minutes, or at stop_step (a pause: the learning-rate schedule still
     runs to max_steps, so resuming later gives exactly the same weights as never stopping)."""
-    from .data import load_emoji
-    from .schedules import get_schedule
+    from ..data import load_emoji
+    from ..schedules import get_schedule
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -323,7 +309,7 @@ def train(cfg: TrainConfig, out_dir, max_minutes: float | None = None, device: s
         a = abar[t].sqrt()[:, None, None, None]
         s = (1 - abar[t]).sqrt()[:, None, None, None]
         x_t = a * x0 + s * eps
-        target = a * eps - s * x0 if cfg.prediction_type == "v_prediction" else eps
+        target = v_target(x0, eps, abar[t][:, None, None, None]) if cfg.prediction_type == "v_prediction" else eps
 
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)

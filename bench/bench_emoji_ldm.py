@@ -1,0 +1,145 @@
+"""emoji-ldm's quality and speed figures (issue "Stable Diffusion in miniature").
+
+For each group of captions (seeded, so every run asks the same), one sample per caption with 25
+DPM-Solver++ steps and classifier-free guidance, read back by the adherence scorer (``scenes.adheres``):
+    single objects                       goal: right object >= 85 %
+    pairs seen together in training     goal: both right and in place >= 60 %
+    held-out pairs (never seen together) goal: >= 50 %
+    not a copy: nearest of N training scenes further than the app's copy line (RMS 0.1 in [-1, 1]) >= 95 %
+    speed: 25 DPM-Solver++ steps with CFG + the VAE decode of every captured x0, warm  goal <= 1.5 s
+
+Usage: python bench/bench_emoji_ldm.py [--n 200] [--model-dir assets/emoji_ldm] [--grid samples.png]
+       [--json figures.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from diffusion_viz.memorize import COPY_RMS  # noqa: E402
+from diffusion_viz.models.emoji_ldm import load_emoji_ldm, model_dir  # noqa: E402
+from diffusion_viz.runtime import configure_torch_threads  # noqa: E402
+from diffusion_viz.sampling import SampleSettings, sample  # noqa: E402
+from diffusion_viz.scenes import adheres, render, scenes  # noqa: E402
+
+
+def groups(n: int) -> dict[str, list]:
+    """n captions per group, drawn from the generator with fixed seeds (never the training seeds)."""
+    pool = scenes(20 * n, seed=31_337)
+    single = [s for s in pool if len(s.objects) == 1][:n]
+    pairs = [s for s in pool if len(s.objects) == 2][:n]
+    return {"single": single, "seen pairs": pairs, "held-out pairs": scenes(n, seed=31_337, split="heldout")}
+
+
+@torch.no_grad()
+def generate(model, captions: list[str], steps: int, guidance: float, seed: int, batch: int) -> np.ndarray:
+    """(N, 64, 64, 3) uint8, caption i from seed + i, through the diffusers pipeline (batched)."""
+    pipe = model.pipe
+    pipe.scheduler = model.make_scheduler("dpmpp_2m")
+    out = []
+    for start in range(0, len(captions), batch):
+        chunk = captions[start:start + batch]
+        gens = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
+        images = pipe(chunk, num_inference_steps=steps, guidance_scale=guidance, generator=gens,
+                      height=64, width=64, output_type="np").images
+        out.append(np.clip(np.round(images * 255), 0, 255).astype(np.uint8))
+    return np.concatenate(out)
+
+
+def nearest_training_rms(samples: np.ndarray, n_train: int) -> np.ndarray:
+    """RMS distance (pixels in [-1, 1]) from each sample to the nearest of n_train training scenes (the
+    training stream's first scenes: seed 0 is step 0's batch, and so on)."""
+    train = np.stack([render(s) for s in scenes(n_train, seed=0)]).reshape(n_train, -1).astype(np.float32) / 127.5 - 1
+    x = samples.reshape(len(samples), -1).astype(np.float32) / 127.5 - 1
+    d2 = (x ** 2).sum(1)[:, None] + (train ** 2).sum(1)[None] - 2 * x @ train.T
+    return np.sqrt(np.maximum(d2.min(1), 0) / x.shape[1])
+
+
+def speed(model, guidance: float, repeats: int) -> float:
+    settings = SampleSettings(prompt="a cat next to a rocket at night", steps=25, scheduler="dpmpp_2m",
+                              guidance=guidance, seed=0)
+
+    def once():
+        traj = sample(model, settings, scheduler=model.make_scheduler("dpmpp_2m"))
+        for f in traj.frames:
+            model.decode(f.x0)
+
+    once()  # warm
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def grid(samples: dict[str, np.ndarray], captions: dict[str, list[str]], path: Path, per_group: int = 8) -> None:
+    """A sample grid: one row per group, the caption under each picture (4x, nearest neighbour)."""
+    from PIL import Image, ImageDraw
+
+    cell, text_h = 256, 44
+    rows = list(samples)
+    sheet = Image.new("RGB", (per_group * cell, len(rows) * (cell + text_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, name in enumerate(rows):
+        for c in range(min(per_group, len(samples[name]))):
+            pic = Image.fromarray(samples[name][c]).resize((cell, cell), Image.NEAREST)
+            sheet.paste(pic, (c * cell, r * (cell + text_h)))
+            draw.text((c * cell + 4, r * (cell + text_h) + cell + 4), captions[name][c][:40], fill="black")
+    sheet.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=200, help="captions per group")
+    parser.add_argument("--model-dir", default=None)
+    parser.add_argument("--guidance", type=float, default=None, help="default: the model's own")
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--train-scenes", type=int, default=4096, help="training scenes searched for copies")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--grid", default=None, help="write a sample grid PNG here")
+    parser.add_argument("--json", default=None, help="write the figures here")
+    args = parser.parse_args()
+    configure_torch_threads()
+    model = load_emoji_ldm(str(args.model_dir or model_dir()))
+    guidance = args.guidance if args.guidance is not None else model.defaults["guidance"]
+    print(f"emoji-ldm from {args.model_dir or model_dir()}: {args.steps} DPM-Solver++ steps, guidance {guidance}, "
+          f"{args.n} captions per group, {torch.get_num_threads()} threads")
+    figures, all_samples, samples, captions = {}, [], {}, {}
+    for i, (name, group) in enumerate(groups(args.n).items()):
+        start = time.perf_counter()
+        caps = [s.caption for s in group]
+        pics = generate(model, caps, args.steps, guidance, seed=1000 * i, batch=args.batch)
+        ok = [adheres(p, s) for p, s in zip(pics, group)]
+        figures[name] = 100 * float(np.mean(ok))
+        samples[name], captions[name] = pics, caps
+        all_samples.append(pics)
+        print(f"  {name:16s} adherence {figures[name]:5.1f} %  ({sum(ok)}/{len(ok)}, {time.perf_counter() - start:.0f} s)")
+    rms = nearest_training_rms(np.concatenate(all_samples), args.train_scenes)
+    figures["not a copy"] = 100 * float(np.mean(rms >= COPY_RMS))
+    figures["nearest training scene RMS, median"] = float(np.median(rms))
+    print(f"  not a copy of the {args.train_scenes} first training scenes (RMS >= {COPY_RMS}): "
+          f"{figures['not a copy']:.1f} %  (median nearest RMS {np.median(rms):.3f})")
+    figures["seconds, 25 steps + CFG + decode of every x0"] = speed(model, guidance, args.repeats)
+    print(f"  speed: 25 DPM-Solver++ steps with CFG + VAE decode of all 25 x0: "
+          f"{figures['seconds, 25 steps + CFG + decode of every x0']:.2f} s (median of {args.repeats})")
+    if args.grid:
+        grid(samples, captions, Path(args.grid))
+        print(f"  wrote {args.grid}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

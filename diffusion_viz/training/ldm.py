@@ -1,0 +1,242 @@
+"""Stage 2 of emoji-ldm: train the latent UNet on the frozen VAE's latents (resumable, with an EMA copy).
+
+    diffusion-viz train-ldm --out runs/ldm [--minutes 30] [--plot ldm_loss.png] [--export assets/emoji_ldm]
+
+Each step renders a fresh batch of captioned scenes (``diffusion_viz.scenes``, seeded by the step),
+encodes them with the frozen VAE (a sample of q(z|x), times the stored scaling factor, as SD's training
+does), noises them with Stable Diffusion's own schedule (scaled_linear, T = 1000) at uniformly drawn
+timesteps, and minimises the mean squared error of the predicted noise:
+
+    || eps - unet(sqrt(abar_t) z0 + sqrt(1 - abar_t) eps, t, text) ||^2
+
+A share ``p_uncond`` of captions is replaced by the empty prompt, so the same network also predicts
+without a prompt: classifier-free guidance needs both. The text is MiniLM's token vectors, encoded
+exactly as the pipeline encodes a prompt at sampling time (``models.emoji_ldm.encode_prompts``).
+
+Checkpoints, EMA and export work as in ``training.vae``; the export also fits the cheap latent -> RGB
+preview (4x3 matrix + offset) on this VAE's latents and writes everything the loader needs to ldm.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.emoji_ldm import (ASSET_DIR, SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG, build_unet, build_vae,
+                                encode_prompts, fit_preview, text_parts)
+from ..scenes import render, scenes
+from .vae import _save, load_exported  # one atomic checkpoint writer for both stages
+
+
+@dataclass
+class LDMConfig:
+    batch: int = 32  # on 2 CPU cores more, smaller steps learn faster per second than fewer big ones
+    lr: float = 6e-4
+    warmup: int = 200  # linear learning-rate warm-up, in steps
+    ema: float = 0.999  # reached after warm-up: decay min(ema, (1 + step) / (10 + step)), as diffusers' EMAModel
+    p_uncond: float = 0.1  # share of captions replaced by "" (for classifier-free guidance)
+    save_every: int = 200
+    seed: int = 0
+    vae_dir: str = str(ASSET_DIR)  # the frozen, exported VAE
+    unet: dict | None = None  # None: models.emoji_ldm.UNET_CONFIG
+
+
+def load_vae(folder: str | Path):
+    """The exported VAE (frozen, float32) and its scaling factor."""
+    folder = Path(folder)
+    info = json.loads((folder / "vae.json").read_text())
+    vae = build_vae(info.get("config") or VAE_CONFIG)
+    load_exported(vae, folder)
+    return vae.eval().requires_grad_(False), float(info["scaling_factor"])
+
+
+def batch_at(step: int, cfg: LDMConfig) -> tuple[torch.Tensor, list[str]]:
+    """Pictures (B, 3, 64, 64) in [-1, 1] and captions of a step, "" for the dropped ones: the same for a
+    resumed run."""
+    batch = scenes(cfg.batch, seed=cfg.seed * 1_000_003 + 500_000_000 + step)
+    pictures = np.stack([render(s) for s in batch])
+    keep = np.random.default_rng([cfg.seed, step]).random(cfg.batch) >= cfg.p_uncond
+    captions = [s.caption if k else "" for s, k in zip(batch, keep)]
+    return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1.0, captions
+
+
+def loss_of(unet, vae, scaling: float, text, x: torch.Tensor, captions: list[str], step: int,
+            noise_scheduler) -> torch.Tensor:
+    g = torch.Generator().manual_seed(step)
+    with torch.no_grad():
+        z0 = vae.encode(x).latent_dist.sample(generator=g) * scaling
+        context = encode_prompts(*text, captions)
+    noise = torch.randn(z0.shape, generator=g)
+    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=g)
+    z_t = noise_scheduler.add_noise(z0, noise, t)
+    return F.mse_loss(unet(z_t, t, encoder_hidden_states=context).sample, noise)
+
+
+def train(out: Path, cfg: LDMConfig, max_steps: int | None = None, minutes: float | None = None,
+          log=print, init: Path | None = None, progress: bool = False) -> dict:
+    """Train (or continue) in ``out``; stops after max_steps total steps or ``minutes``. Returns the state.
+
+    ``init``: an exported folder (``unet.safetensors`` + ``ldm.json``) to warm-start from when ``out`` holds
+    no checkpoint (a fresh machine keeps only what was exported to ``assets/``): its weights become both
+    the model and its EMA and the step count continues from the export's. The optimiser starts afresh, so
+    the learning rate warms up again from there."""
+    from diffusers import DDPMScheduler
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    unet = build_unet(cfg.unet or UNET_CONFIG)
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
+    step = warm_from = 0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=False)
+        unet.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, warm_from = state["step"], state.get("warm_from", 0)
+        log(f"resumed at step {step}")
+    elif init is not None:
+        step = warm_from = load_exported_unet(unet, Path(init))
+        ema.load_state_dict(unet.state_dict())
+        log(f"warm-started from {init} at step {step}")
+    vae, scaling = load_vae(cfg.vae_dir)
+    text = text_parts()
+    noise_scheduler = DDPMScheduler.from_config(SCHEDULER_CONFIG)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max_steps, initial=step, unit="step", desc="emoji-ldm UNet")
+    start = time.monotonic()
+    with open(out / "loss.csv", "a", newline="") as f:
+        writer = csv.writer(f)
+        if f.tell() == 0:
+            writer.writerow(["step", "loss"])
+        while (max_steps is None or step < max_steps) and (minutes is None or time.monotonic() - start < 60 * minutes):
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * min(1.0, (step - warm_from + 1) / max(1, cfg.warmup))
+            x, captions = batch_at(step, cfg)
+            loss = loss_of(unet, vae, scaling, text, x, captions, step, noise_scheduler)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            opt.step()
+            decay = min(cfg.ema, (1 + step) / (10 + step))  # early on the EMA follows closely
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), unet.parameters()):
+                    pe.lerp_(p, 1 - decay)
+            step += 1
+            writer.writerow([step, f"{loss.item():.6f}"])
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % cfg.save_every == 0:
+                f.flush()
+                _save(ckpt_path, _state(unet, ema, opt, step, cfg, warm_from))
+                log(f"step {step}: loss {loss.item():.4f}, {time.monotonic() - start:.0f} s")
+    if bar is not None:
+        bar.close()
+    state = _state(unet, ema, opt, step, cfg, warm_from)
+    _save(ckpt_path, state)
+    return state
+
+
+def load_exported_unet(unet, folder: Path) -> int:
+    """Load ``folder/unet.safetensors`` (float16) into ``unet`` as float32; returns the step it was saved at."""
+    from safetensors.torch import load_file
+
+    weights = load_file(Path(folder) / "unet.safetensors")
+    unet.load_state_dict({k: v.float() for k, v in weights.items()})
+    return int(json.loads((Path(folder) / "ldm.json").read_text())["unet_step"])
+
+
+def _state(unet, ema, opt, step, cfg, warm_from: int = 0) -> dict:
+    return {"model": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
+            "warm_from": warm_from, "config": asdict(cfg)}
+
+
+@torch.no_grad()
+def preview_fit(vae, scaling: float, n: int = 256) -> dict:
+    """The cheap preview's 4x3 matrix + offset, fitted on scaled mean latents of ``n`` scenes against the
+    pictures box-downsampled to latent size; with the fit's RMS error (pixels in [-1, 1])."""
+    x = torch.from_numpy(np.stack([render(s) for s in scenes(n, seed=424_242)])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    z = (vae.encode(x).latent_dist.mean * scaling).numpy()
+    small = F.avg_pool2d(x, x.shape[-1] // z.shape[-1]).permute(0, 2, 3, 1).numpy()
+    matrix, offset, rms = fit_preview(z, small)
+    return {"matrix": matrix.round(5).tolist(), "offset": offset.round(5).tolist(), "rms": round(rms, 4),
+            "fitted_on": f"{n} training scenes (seed 424242), scaled mean latents vs 4x4 box-downsampled pixels"}
+
+
+def export(run_dir: Path, out_dir: Path) -> dict:
+    """EMA UNet -> out_dir/unet.safetensors (float16) + ldm.json (everything ``load_emoji_ldm`` reads).
+    The VAE is the one the run trained on (``cfg.vae_dir``), copied if out_dir is another folder."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    state = torch.load(Path(run_dir) / "checkpoint.pt", weights_only=False)
+    cfg = LDMConfig(**state["config"])
+    vae, scaling = load_vae(cfg.vae_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if Path(cfg.vae_dir).resolve() != out_dir.resolve():
+        for name in ("vae.safetensors", "vae.json"):
+            shutil.copyfile(Path(cfg.vae_dir) / name, out_dir / name)
+    vae_info = json.loads((Path(cfg.vae_dir) / "vae.json").read_text())
+    save_file({k: v.half().contiguous() for k, v in state["ema"].items()}, out_dir / "unet.safetensors",
+              metadata={"step": str(state["step"])})
+    os.chmod(out_dir / "unet.safetensors", 0o644)
+    card = {"unet_config": cfg.unet or UNET_CONFIG, "vae_config": vae_info.get("config") or VAE_CONFIG,
+            "scheduler": SCHEDULER_CONFIG, "scaling_factor": scaling, "unet_step": state["step"],
+            "vae_step": vae_info["step"], "vae_psnr_heldout_db": vae_info.get("psnr_heldout_db"),
+            "training": {k: v for k, v in asdict(cfg).items() if k not in ("unet", "vae_dir")},
+            "preview": preview_fit(vae, scaling)}
+    (out_dir / "ldm.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/ldm", help="run folder (continued if it holds a checkpoint)")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
+    p.add_argument("--steps", type=int, default=None, help="stop at this total step count")
+    p.add_argument("--export", default=None, help="write the EMA weights here when done (e.g. assets/emoji_ldm)")
+    p.add_argument("--plot", default=None, help="save the loss curve as this PNG")
+    p.add_argument("--init", default=None, help="warm-start from an exported folder when --out is empty")
+    p.add_argument("--lr", type=float, default=LDMConfig.lr, help="peak learning rate")
+
+
+def run(args) -> int:
+    from ..runtime import configure_torch_threads
+    from .curves import plot_loss
+
+    configure_torch_threads()
+    train(Path(args.out), LDMConfig(lr=args.lr), max_steps=args.steps, minutes=args.minutes,
+          init=Path(args.init) if args.init else None, progress=True)
+    if args.plot:
+        plot_loss(Path(args.out) / "loss.csv", Path(args.plot), "emoji-ldm UNet: noise-prediction MSE")
+    if args.export:
+        card = export(Path(args.out), Path(args.export))
+        print(json.dumps({k: card[k] for k in ("unet_step", "scaling_factor")} | {"preview_rms": card["preview"]["rms"]}))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

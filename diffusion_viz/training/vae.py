@@ -1,0 +1,223 @@
+"""Stage 1 of emoji-ldm: train the VAE on generated scenes (resumable, with an EMA copy).
+
+    diffusion-viz train-vae --out runs/vae [--minutes 30] [--plot vae_loss.png] [--export assets/emoji_ldm]
+
+Each step renders a fresh batch of captioned scenes (``diffusion_viz.scenes``; seeded by the step, so a
+resumed run sees the same data it would have), encodes and decodes them, and minimises
+
+    L1(x, x_hat) + kl_weight * KL(q(z|x) || N(0, I))
+
+as SD's VAE does (without its perceptual and adversarial terms: the pictures are 64x64 flat emoji).
+A checkpoint (weights, EMA, optimiser, step) is written every ``save_every`` steps and at the end, by
+rename, so a kill never corrupts it; a new run in the same folder continues from it. ``export`` writes the
+EMA or the raw weights, whichever reconstructs held-out scenes better, as float16 safetensors with the
+measured latent scaling factor and reconstruction PSNR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models.emoji_ldm import VAE_CONFIG, build_vae, latent_scaling_factor
+from ..scenes import render, scenes
+
+
+@dataclass
+class VAEConfig:
+    batch: int = 32
+    lr: float = 4e-4
+    kl_weight: float = 1e-6
+    ema: float = 0.999
+    save_every: int = 200
+    seed: int = 0
+    vae: dict | None = None  # None: models.emoji_ldm.VAE_CONFIG
+
+
+def batch_at(step: int, cfg: VAEConfig) -> torch.Tensor:
+    """The training batch of a step, (B, 3, 64, 64) in [-1, 1]: the same for a resumed run."""
+    pictures = np.stack([render(s) for s in scenes(cfg.batch, seed=cfg.seed * 1_000_003 + step)])
+    return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def heldout_batch(n: int = 64) -> torch.Tensor:
+    pictures = np.stack([render(s) for s in scenes(n, seed=987_654, split="heldout")])
+    return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def loss_of(vae, x: torch.Tensor, kl_weight: float, step: int = 0) -> tuple[torch.Tensor, float, float]:
+    posterior = vae.encode(x).latent_dist
+    x_hat = vae.decode(posterior.sample(generator=torch.Generator().manual_seed(step))).sample  # resumable
+    rec = (x_hat - x).abs().mean()
+    kl = posterior.kl().mean() / x[0].numel()
+    return rec + kl_weight * kl * x[0].numel(), rec.item(), kl.item()
+
+
+@torch.no_grad()
+def psnr(vae, x: torch.Tensor) -> float:
+    """Reconstruction PSNR in dB (pixels in [-1, 1]: peak-to-peak 2), from the mean latent."""
+    x_hat = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+    mse = float(((x_hat - x) ** 2).mean())
+    return 10 * math.log10(4.0 / max(mse, 1e-12))
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(out: Path, cfg: VAEConfig, max_steps: int | None = None, minutes: float | None = None,
+          log=print, init: Path | None = None, progress: bool = False) -> dict:
+    """Train (or continue) in ``out``; stops after max_steps total steps or ``minutes``. Returns the state.
+
+    ``init``: a folder with an exported ``vae.safetensors`` + ``vae.json`` to warm-start from when ``out``
+    holds no checkpoint (a fresh machine keeps only what was exported to ``assets/``): the weights become
+    both the model and its EMA, the step count continues from the export's, the optimiser starts afresh."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    vae = build_vae(cfg.vae or VAE_CONFIG)
+    ema = copy.deepcopy(vae).requires_grad_(False)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    step = 0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=False)
+        vae.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        for group in opt.param_groups:  # the config's rate wins: a run may continue with a lower one
+            group["lr"] = cfg.lr
+        step = state["step"]
+        log(f"resumed at step {step}")
+    elif init is not None:
+        step = load_exported(vae, Path(init))
+        ema.load_state_dict(vae.state_dict())
+        log(f"warm-started from {init} at step {step}")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max_steps, initial=step, unit="step", desc="emoji-ldm VAE")
+    start = time.monotonic()
+    with open(out / "loss.csv", "a", newline="") as f:
+        writer = csv.writer(f)
+        if f.tell() == 0:
+            writer.writerow(["step", "loss", "l1", "kl"])
+        while (max_steps is None or step < max_steps) and (minutes is None or time.monotonic() - start < 60 * minutes):
+            x = batch_at(step, cfg)
+            loss, rec, kl = loss_of(vae, x, cfg.kl_weight, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), vae.parameters()):
+                    pe.lerp_(p, 1 - cfg.ema)
+            step += 1
+            writer.writerow([step, f"{loss.item():.6f}", f"{rec:.6f}", f"{kl:.6f}"])
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(l1=f"{rec:.4f}")
+            if step % cfg.save_every == 0:
+                f.flush()
+                _save(ckpt_path, _state(vae, ema, opt, step, cfg))
+                log(f"step {step}: L1 {rec:.4f}, KL {kl:.3f}, {time.monotonic() - start:.0f} s")
+    if bar is not None:
+        bar.close()
+    state = _state(vae, ema, opt, step, cfg)
+    _save(ckpt_path, state)
+    return state
+
+
+def load_exported(vae, folder: Path) -> int:
+    """Load ``folder/vae.safetensors`` (float16) into ``vae`` as float32; returns the step it was saved at."""
+    from safetensors.torch import load_file
+
+    weights = load_file(Path(folder) / "vae.safetensors")
+    vae.load_state_dict({k: v.float() for k, v in weights.items()})
+    return int(json.loads((Path(folder) / "vae.json").read_text())["step"])
+
+
+def _state(vae, ema, opt, step, cfg) -> dict:
+    return {"model": vae.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
+            "config": asdict(cfg)}
+
+
+def export(run_dir: Path, out_dir: Path) -> dict:
+    """The better of the EMA and the raw weights on held-out scenes -> out_dir/vae.safetensors (float16) +
+    vae.json (config, step, which weights, scaling factor, PSNR of both).
+
+    Why not always the EMA: with decay 0.999 it averages the last ~1,000 steps, and early in a run (or
+    after a warm start) that mixes in weights that reconstruct far worse: at step 1,000 of the first run
+    the EMA gave 14.9 dB on held-out scenes, the raw weights 22.5 dB."""
+    from safetensors.torch import save_file
+
+    state = torch.load(Path(run_dir) / "checkpoint.pt", weights_only=False)
+    cfg = VAEConfig(**state["config"])
+    x = heldout_batch()
+    scores = {}
+    for kind in ("ema", "model"):
+        candidate = build_vae(cfg.vae or VAE_CONFIG)
+        candidate.load_state_dict(state[kind])
+        candidate.eval()
+        scores[kind] = (psnr(candidate, x), candidate)
+    kind = max(scores, key=lambda k: scores[k][0])
+    vae = scores[kind][1]
+    info = {"config": cfg.vae or VAE_CONFIG, "step": state["step"],
+            "scaling_factor": latent_scaling_factor(vae, x), "psnr_heldout_db": round(scores[kind][0], 2),
+            "weights": "EMA" if kind == "ema" else "raw (the EMA reconstructed worse)",
+            "psnr_heldout_db_ema": round(scores["ema"][0], 2), "psnr_heldout_db_raw": round(scores["model"][0], 2),
+            "data": "diffusion_viz.scenes (generated)"}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.half().contiguous() for k, v in vae.state_dict().items()}, out_dir / "vae.safetensors",
+              metadata={"step": str(state["step"])})
+    os.chmod(out_dir / "vae.safetensors", 0o644)
+    (out_dir / "vae.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/vae", help="run folder (continued if it holds a checkpoint)")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
+    p.add_argument("--steps", type=int, default=None, help="stop at this total step count")
+    p.add_argument("--export", default=None, help="write the weights here when done (e.g. assets/emoji_ldm)")
+    p.add_argument("--init", default=None, help="warm-start from an exported folder when --out is empty")
+    p.add_argument("--plot", default=None, help="save the loss curve as this PNG")
+    p.add_argument("--lr", type=float, default=VAEConfig.lr, help="learning rate (also for a resumed run)")
+
+
+def run(args) -> int:
+    from ..runtime import configure_torch_threads
+    from .curves import plot_loss
+
+    configure_torch_threads()
+    train(Path(args.out), VAEConfig(lr=args.lr), max_steps=args.steps, minutes=args.minutes,
+          init=Path(args.init) if args.init else None, progress=True)
+    if args.plot:
+        plot_loss(Path(args.out) / "loss.csv", Path(args.plot), "emoji-ldm VAE: L1 reconstruction error", "l1")
+    if args.export:
+        print(json.dumps(export(Path(args.out), Path(args.export)), indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -93,3 +93,16 @@ def test_downloads_are_stored_once_in_gradios_cache(tmp_path, monkeypatch):
     everywhere = list(Path("/tmp").rglob(f"{stem}.*"))
     assert sorted(p.resolve() for p in everywhere) == sorted(Path(f).resolve() for f in files)  # one copy each
     RESULTS.clear()
+
+
+def test_the_app_queue_keeps_a_bounded_event_record_and_an_operator_setting_wins(monkeypatch):
+    """gradio keeps 10,000 events and tabulates them after every event unless told otherwise (a server
+    that runs all day grew); the app tells it 500 and every 50th event. An operator's value wins."""
+    from diffusion_viz.ui.app import build_app, configure_queue
+
+    for name in ("GRADIO_ANALYTICS_MAX_EVENTS", "GRADIO_ANALYTICS_CACHE_FREQUENCY"):
+        monkeypatch.delenv(name, raising=False)
+    queue = configure_queue(build_app())._queue
+    assert (queue.ANALYTICS_MAX_EVENTS, queue.ANAYLTICS_CACHE_FREQUENCY) == (500, 50)
+    monkeypatch.setenv("GRADIO_ANALYTICS_MAX_EVENTS", "20")
+    assert configure_queue(build_app())._queue.ANALYTICS_MAX_EVENTS == 20

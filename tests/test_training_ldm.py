@@ -58,8 +58,39 @@ def test_the_loss_is_the_noise_prediction_error_of_sd_schedule(vae_dir):
         torch.nn.init.zeros_(p)
     vae, scaling = tl.load_vae(vae_dir)
     x, captions = tl.batch_at(0, _cfg(vae_dir, batch=32))
-    loss = tl.loss_of(unet, vae, scaling, emoji_ldm.text_parts(), x, captions, 0, DDPMScheduler.from_config(emoji_ldm.SCHEDULER_CONFIG))
-    assert loss.item() == pytest.approx(1.0, abs=0.1)
+    loss, mse = tl.loss_of(unet, vae, scaling, emoji_ldm.text_parts(), x, captions, 0,
+                           DDPMScheduler.from_config(emoji_ldm.SCHEDULER_CONFIG))
+    assert loss.item() == pytest.approx(1.0, abs=0.1) and mse == pytest.approx(loss.item())
+
+
+def test_min_snr_weights_each_sample_by_min_snr_gamma_over_snr(vae_dir):
+    """Min-SNR (gamma 5) against the formula written out: SNR_t = abar_t / (1 - abar_t) from SD's betas,
+    weight min(SNR, 5) / SNR per sample; the logged MSE stays the plain one."""
+    from diffusers import DDPMScheduler
+
+    unet = emoji_ldm.build_unet(TINY_UNET)
+    vae, scaling = tl.load_vae(vae_dir)
+    x, captions = tl.batch_at(3, _cfg(vae_dir, batch=8))
+    sched = DDPMScheduler.from_config(emoji_ldm.SCHEDULER_CONFIG)
+    text = emoji_ldm.text_parts()
+    weighted, mse = tl.loss_of(unet, vae, scaling, text, x, captions, 3, sched, snr_gamma=5.0)
+    plain, mse_plain = tl.loss_of(unet, vae, scaling, text, x, captions, 3, sched)
+    # the same draws as loss_of, in the same order
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        z0 = vae.encode(x).latent_dist.sample(generator=g) * scaling
+        noise = torch.randn(z0.shape, generator=g)
+        t = torch.randint(0, 1000, (len(z0),), generator=g)
+        z_t = sched.add_noise(z0, noise, t)
+        err = ((unet(z_t, t, encoder_hidden_states=emoji_ldm.encode_prompts(*text, captions)).sample - noise) ** 2)
+    err = err.mean(dim=(1, 2, 3)).double()
+    betas = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+    abar = np.cumprod(1 - betas)[t.numpy()]
+    snr = abar / (1 - abar)
+    w = torch.from_numpy(np.minimum(snr, 5.0) / snr)
+    assert weighted.item() == pytest.approx(float((err * w).mean()), rel=1e-4)
+    assert mse == pytest.approx(mse_plain, rel=1e-6) == pytest.approx(float(err.mean()), rel=1e-4)
+    assert plain.item() == pytest.approx(mse_plain) and (w < 1).any() and weighted.item() < plain.item()
 
 
 def test_an_export_loads_as_a_stable_diffusion_model_with_every_view(tmp_path, vae_dir):

@@ -45,6 +45,7 @@ class LDMConfig:
     warmup: int = 200  # linear learning-rate warm-up, in steps
     ema: float = 0.999  # reached after warm-up: decay min(ema, (1 + step) / (10 + step)), as diffusers' EMAModel
     p_uncond: float = 0.1  # share of captions replaced by "" (for classifier-free guidance)
+    snr_gamma: float | None = None  # Min-SNR loss weighting (see loss_of); None: plain MSE
     save_every: int = 200
     seed: int = 0
     vae_dir: str = str(ASSET_DIR)  # the frozen, exported VAE
@@ -71,7 +72,11 @@ def batch_at(step: int, cfg: LDMConfig) -> tuple[torch.Tensor, list[str]]:
 
 
 def loss_of(unet, vae, scaling: float, text, x: torch.Tensor, captions: list[str], step: int,
-            noise_scheduler) -> torch.Tensor:
+            noise_scheduler, snr_gamma: float | None = None) -> tuple[torch.Tensor, float]:
+    """(the loss to minimise, the plain noise MSE). With ``snr_gamma`` each sample's error is weighted by
+    min(SNR_t, gamma) / SNR_t (Min-SNR, Hang et al. 2023, as diffusers' training scripts do): the nearly
+    clean timesteps, where predicting the noise is easy and teaches little about layout and objects, count
+    less. The plain MSE is logged either way, so the loss curve means the same before and after."""
     g = torch.Generator().manual_seed(step)
     with torch.no_grad():
         z0 = vae.encode(x).latent_dist.sample(generator=g) * scaling
@@ -79,7 +84,14 @@ def loss_of(unet, vae, scaling: float, text, x: torch.Tensor, captions: list[str
     noise = torch.randn(z0.shape, generator=g)
     t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=g)
     z_t = noise_scheduler.add_noise(z0, noise, t)
-    return F.mse_loss(unet(z_t, t, encoder_hidden_states=context).sample, noise)
+    per_sample = F.mse_loss(unet(z_t, t, encoder_hidden_states=context).sample, noise, reduction="none").mean(dim=(1, 2, 3))
+    plain = per_sample.mean()
+    if snr_gamma is None:
+        return plain, plain.item()
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(noise_scheduler, t)
+    return (per_sample * snr.clamp(max=snr_gamma) / snr).mean(), plain.item()
 
 
 def train(out: Path, cfg: LDMConfig, max_steps: int | None = None, minutes: float | None = None,
@@ -128,7 +140,7 @@ def train(out: Path, cfg: LDMConfig, max_steps: int | None = None, minutes: floa
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (step - warm_from + 1) / max(1, cfg.warmup))
             x, captions = batch_at(step, cfg)
-            loss = loss_of(unet, vae, scaling, text, x, captions, step, noise_scheduler)
+            loss, mse = loss_of(unet, vae, scaling, text, x, captions, step, noise_scheduler, cfg.snr_gamma)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -138,14 +150,14 @@ def train(out: Path, cfg: LDMConfig, max_steps: int | None = None, minutes: floa
                 for pe, p in zip(ema.parameters(), unet.parameters()):
                     pe.lerp_(p, 1 - decay)
             step += 1
-            writer.writerow([step, f"{loss.item():.6f}"])
+            writer.writerow([step, f"{mse:.6f}"])
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                bar.set_postfix(loss=f"{mse:.4f}")
             if step % cfg.save_every == 0:
                 f.flush()
                 _save(ckpt_path, _state(unet, ema, opt, step, cfg, warm_from))
-                log(f"step {step}: loss {loss.item():.4f}, {time.monotonic() - start:.0f} s")
+                log(f"step {step}: loss {mse:.4f}, {time.monotonic() - start:.0f} s")
     if bar is not None:
         bar.close()
     state = _state(unet, ema, opt, step, cfg, warm_from)
@@ -215,6 +227,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", default=None, help="save the loss curve as this PNG")
     p.add_argument("--init", default=None, help="warm-start from an exported folder when --out is empty")
     p.add_argument("--lr", type=float, default=LDMConfig.lr, help="peak learning rate")
+    p.add_argument("--snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
 
 
 def run(args) -> int:
@@ -222,7 +235,7 @@ def run(args) -> int:
     from .curves import plot_loss
 
     configure_torch_threads()
-    train(Path(args.out), LDMConfig(lr=args.lr), max_steps=args.steps, minutes=args.minutes,
+    train(Path(args.out), LDMConfig(lr=args.lr, snr_gamma=args.snr_gamma), max_steps=args.steps, minutes=args.minutes,
           init=Path(args.init) if args.init else None, progress=True)
     if args.plot:
         plot_loss(Path(args.out) / "loss.csv", Path(args.plot), "emoji-ldm UNet: noise-prediction MSE")

@@ -20,7 +20,7 @@ from ..glossary import glossary_markdown
 from ..limits import LIMITS
 from ..models.registry import DEFAULT_MODEL, get_model
 from . import compare_tab, denoise_tab, experiments_tab, explain, forward_tab, logic, memorize_tab, theme, views
-from .serving import WORK, Serving, env_int, start_janitor
+from .serving import WORK, Serving, bound_process_memory, env_int, start_janitor
 
 TITLE = "diffusion-viz: how a diffusion model makes a picture"
 
@@ -59,6 +59,7 @@ def build_app() -> gr.Blocks:
     # delete_cache: every 10 min, remove uploads and outputs older than 30 min from gradio's temp cache
     # (and all of them when the server stops), so a classroom's photos do not pile up on disk.
     _check_lesson()
+    bound_process_memory()  # before the Blocks: its queue reads gradio's settings when it is made
     with gr.Blocks(title=TITLE, delete_cache=_delete_cache()) as demo:
         with gr.Row(equal_height=True, elem_id="dv-header"):
             gr.Markdown(f"# {TITLE}", elem_classes=["dv-title"])

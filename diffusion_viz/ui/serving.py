@@ -8,6 +8,7 @@
   gives up at the request's time limit. Handlers are generators: gradio closes them on Stop, on a
   closed tab or a disconnected client, and closing one sets the flag.
 - ``UploadJanitor``: keeps gradio's folder of uploads and made files under a size budget.
+- ``bound_process_memory``: gradio's own record of events, bounded.
 """
 
 from __future__ import annotations
@@ -255,3 +256,13 @@ def start_janitor() -> UploadJanitor:
 
             _janitor = UploadJanitor(get_upload_folder()).start()
         return _janitor
+
+
+def bound_process_memory() -> None:
+    """gradio's queue keeps a record of the last ``GRADIO_ANALYTICS_MAX_EVENTS`` events (10,000 by
+    default) and, with ``GRADIO_ANALYTICS_CACHE_FREQUENCY`` 1, builds a pandas table of all of them after
+    every event: for a server that runs all day, a record that grows for hours and a stream of short-lived
+    tables. Keep 500 events, summarised every 50th. Call before the gr.Blocks' queue is made; an
+    operator's own settings win. (bench/bench_soak.py measures the process's memory.)"""
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "500")
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "50")

@@ -230,24 +230,24 @@ def test_browser_sd_model_controls_decode_on_demand_and_failed_checkpoint(sd_app
         page.get_by_role("option", name=name).click()
         page.wait_for_selector("#dv-sd", state="visible", timeout=30_000)
         # The checkpoint's defaults; its own schedule (the schedule menu is off, with a note).
-        page.wait_for_function("document.querySelector('#dv-status').innerText.includes('ready')")
+        page.wait_for_function("(document.querySelector('#dv-status')?.innerText || '').includes('ready')")
         assert page.input_value("#dv-steps input[type=number]") == "30"
         assert page.input_value("#dv-guidance input[type=number]") == "7.5"
         assert page.eval_on_selector("#dv-schedule input", "e => e.disabled")
         assert "0.068" in page.inner_text("#dv-schedule-note") and "0.068" in page.inner_text("#dv-sd-explain")
         page.fill("#dv-prompt textarea", "a red cat and a dog")
         page.click("#dv-generate")
-        page.wait_for_function("document.querySelector('#dv-status').innerText.includes('Done')", timeout=60_000)
+        page.wait_for_function("(document.querySelector('#dv-status')?.innerText || '').includes('Done')", timeout=60_000)
         page.wait_for_function("window.dvPlayers['dv-player'].frames() === 30", timeout=30_000)
         assert page.evaluate("window.dvPlayers['dv-player'].run()")
         page.evaluate("window.dvPlayers['dv-player'].seek(9)")
         page.click("#dv-sd-decode")
-        page.wait_for_function("document.querySelector('#dv-sd-caption').innerText.includes('Step 10 of 30')",
+        page.wait_for_function("(document.querySelector('#dv-sd-caption')?.innerText || '').includes('Step 10 of 30')",
                                timeout=30_000)
         page.wait_for_function("(document.querySelector('#dv-sd-x0 img') || {}).naturalWidth > 0")
         assert page.eval_on_selector("#dv-sd-x0 img", "e => e.naturalWidth") == 2 * SIZE
         page.click("#dv-sd-text")
-        page.wait_for_function("document.querySelector('#dv-sd-tokens').innerText.includes('`') || "
+        page.wait_for_function("(document.querySelector('#dv-sd-tokens')?.innerText || '').includes('`') || "
                                "document.querySelector('#dv-sd-tokens code')", timeout=30_000)
         page.click("#dv-sd-guidance")
         page.wait_for_function("document.querySelectorAll('#dv-sd-gallery img').length === 4", timeout=60_000)
@@ -259,13 +259,13 @@ def test_browser_sd_model_controls_decode_on_demand_and_failed_checkpoint(sd_app
         # A preset that is not downloaded (offline): a message, and the emoji model comes back.
         page.click("#dv-model input")
         page.get_by_role("option", name="sd15", exact=True).click()
-        page.wait_for_function("document.querySelector('#dv-status').innerText.includes('Could not load sd15')",
+        page.wait_for_function("(document.querySelector('#dv-status')?.innerText || '').includes('Could not load sd15')",
                                timeout=60_000)
         assert page.input_value("#dv-model input") == "emoji-exact"
         assert not page.is_visible("#dv-sd")
         assert not page.eval_on_selector("#dv-schedule input", "e => e.disabled")
         page.click("#dv-generate")
-        page.wait_for_function("document.querySelector('#dv-status').innerText.includes('Done') && "
+        page.wait_for_function("(document.querySelector('#dv-status')?.innerText || '').includes('Done') && "
                                "window.dvPlayers['dv-player'].run() === ''", timeout=60_000)
         assert errors == []
         browser.close()

@@ -21,7 +21,7 @@ playwright = pytest.importorskip("playwright.sync_api", reason="python playwrigh
 PlaywrightTimeoutError = playwright.TimeoutError
 
 ROOT = Path(__file__).resolve().parents[1]
-STATUS = "document.querySelector('#dv-status').innerText"
+STATUS = "(document.querySelector('#dv-status')?.innerText || '')"
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +230,7 @@ def test_stop_says_where_it_stopped_and_keeps_the_frames(page):
 
 def test_other_prompt_same_seed_is_one_click(page):
     page.click("#dv-quick-dog")
-    page.wait_for_function("document.querySelector('#dv-conditioning').innerText.includes('“dog”')", timeout=30_000)
+    page.wait_for_function("(document.querySelector('#dv-conditioning')?.innerText || '').includes('“dog”')", timeout=30_000)
     assert page.input_value("#dv-prompt textarea, #dv-prompt input") == "dog"
     assert page.input_value("#dv-seed input") == "0"
 
@@ -259,7 +259,7 @@ def test_forward_upload_slider_keys_and_plots(page):
     h, w = rgb.shape[:2]
     centre = tuple(int(v) for v in rgb[h // 2, w // 2])
     page.set_input_files("#dv-photo input[type=file]", str(photo))
-    page.wait_for_function(f"document.querySelector('#dv-arithmetic').innerText.includes('{centre}, each')",
+    page.wait_for_function(f"(document.querySelector('#dv-arithmetic')?.innerText || '').includes('{centre}, each')",
                            timeout=30_000)
     assert f"x={w // 2}, y={h // 2}" in page.inner_text("#dv-arithmetic")
     # the pixel boxes say which pixel the sums use (they showed -1 before)
@@ -273,8 +273,8 @@ def test_forward_upload_slider_keys_and_plots(page):
         ab = get_schedule("linear").alphas_cumprod[target]
         _set_slider(page, "#dv-t", target)
         try:
-            page.wait_for_function(f"document.querySelector('#dv-arithmetic').innerText.includes('t = {target}') && "
-                                   f"document.querySelector('#dv-noised-0').innerText.includes('{ab:.4f}')",
+            page.wait_for_function(f"(document.querySelector('#dv-arithmetic')?.innerText || '').includes('t = {target}') && "
+                                   f"(document.querySelector('#dv-noised-0')?.innerText || '').includes('{ab:.4f}')",
                                    timeout=10_000 * (attempt + 1))
             page.wait_for_timeout(500)  # still so? (a late answer of the upload's own handler would undo it)
             if f"t = {target}" in page.inner_text("#dv-arithmetic"):
@@ -294,13 +294,13 @@ def test_forward_upload_slider_keys_and_plots(page):
     before = _plot_src(page)
     page.focus("#dv-t input[type=range]")
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"document.querySelector('#dv-arithmetic').innerText.includes('t = {target + 1}')",
+    page.wait_for_function(f"(document.querySelector('#dv-arithmetic')?.innerText || '').includes('t = {target + 1}')",
                            timeout=20_000)
     changed = "(b) => { const e = document.querySelector('" + PLOT_IMG + "'); return e && e.src !== b; }"
     page.wait_for_function(changed, arg=before, timeout=20_000)
     before = _plot_src(page)
     set_number(page, "#dv-t", 100)
-    page.wait_for_function("document.querySelector('#dv-arithmetic').innerText.includes('t = 100')", timeout=20_000)
+    page.wait_for_function("(document.querySelector('#dv-arithmetic')?.innerText || '').includes('t = 100')", timeout=20_000)
     page.wait_for_function(changed, arg=before, timeout=20_000)
     page.wait_for_timeout(1000)
     shot(page, "forward")
@@ -309,7 +309,7 @@ def test_forward_upload_slider_keys_and_plots(page):
 
 def test_a_fifth_schedule_is_unticked_with_a_message(page):
     page.get_by_role("tab", name="2 · Forward noising").click()
-    page.wait_for_function("document.querySelector('#dv-arithmetic').innerText.includes('Pixel at')", timeout=30_000)
+    page.wait_for_function("(document.querySelector('#dv-arithmetic')?.innerText || '').includes('Pixel at')", timeout=30_000)
     page.click("#dv-schedules label:has-text('sigmoid')")
     page.wait_for_function("document.querySelectorAll('#dv-schedules input:checked').length === 4")
     page.click("#dv-schedules label:has-text('laplace')")
@@ -323,7 +323,7 @@ def test_a_fifth_schedule_is_unticked_with_a_message(page):
 
 def test_bad_upload_shows_a_message(page, tmp_path):
     page.get_by_role("tab", name="2 · Forward noising").click()
-    page.wait_for_function("document.querySelector('#dv-arithmetic').innerText.includes('Pixel at')", timeout=30_000)
+    page.wait_for_function("(document.querySelector('#dv-arithmetic')?.innerText || '').includes('Pixel at')", timeout=30_000)
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"definitely not a png")
     page.set_input_files("#dv-photo input[type=file]", str(bad))
@@ -332,7 +332,7 @@ def test_bad_upload_shows_a_message(page, tmp_path):
     # the app keeps serving: a good photo works again
     page.click("#dv-photo button[aria-label='Clear']")
     page.set_input_files("#dv-photo input[type=file]", str(ROOT / "assets" / "examples" / "wheel.png"))
-    page.wait_for_function("document.querySelector('#dv-arithmetic').innerText.includes('(255, 255, 255), each')",
+    page.wait_for_function("(document.querySelector('#dv-arithmetic')?.innerText || '').includes('(255, 255, 255), each')",
                            timeout=30_000)
 
 
@@ -373,7 +373,7 @@ def test_compare_with_the_unet_and_how_tab(page):
     # Issue: emoji-unet crashed in Compare too.
     pick(page, "#dv-cmp-model", "emoji-unet")
     page.click("#dv-compare")
-    page.wait_for_function("document.querySelector('#dv-cmp-results').innerText.startsWith('Results') && "
+    page.wait_for_function("(document.querySelector('#dv-cmp-results')?.innerText || '').startsWith('Results') && "
                            "window.dvPlayers['dv-cmp-player'].state.cols.length === 4 && "
                            "document.querySelector('#dv-cmp-player canvas.dv-img').width === 32", timeout=120_000)
     page.get_by_role("tab", name="6 · How it works").click()
@@ -389,10 +389,10 @@ def test_compare_stop(page):
         if (i % 2 === 0) { e.value = 200; e.dispatchEvent(new Event('input', {bubbles: true}));
                            e.dispatchEvent(new Event('change', {bubbles: true})); } })""")
     page.click("#dv-compare")
-    page.wait_for_function("document.querySelector('#dv-cmp-results').innerText.startsWith('Comparing')",
+    page.wait_for_function("(document.querySelector('#dv-cmp-results')?.innerText || '').startsWith('Comparing')",
                            timeout=30_000)
     page.click("#dv-cmp-stop")
-    page.wait_for_function("document.querySelector('#dv-cmp-results').innerText.startsWith('Stopped')",
+    page.wait_for_function("(document.querySelector('#dv-cmp-results')?.innerText || '').startsWith('Stopped')",
                            timeout=30_000)
     page.wait_for_timeout(1500)
     assert page.inner_text("#dv-cmp-results").startswith("Stopped")
@@ -431,7 +431,7 @@ def test_memorize_tab_shows_a_copy_and_a_new_picture(page):
     close_toasts(page)
     page.fill("#dv-mvg-prompt textarea, #dv-mvg-prompt input", "rocket")
     page.click("#dv-mvg-run")
-    page.wait_for_function("document.querySelector('#dv-mvg-cards').innerText.includes('rocket')", timeout=60_000)
+    page.wait_for_function("(document.querySelector('#dv-mvg-cards')?.innerText || '').includes('rocket')", timeout=60_000)
     assert not page.errors
 
 
@@ -440,10 +440,10 @@ def test_memorize_stop(page):
     set_number(page, "#dv-mvg-steps", 200)
     page.fill("#dv-mvg-prompt textarea, #dv-mvg-prompt input", "snowman")
     page.click("#dv-mvg-run")
-    page.wait_for_function("document.querySelector('#dv-mvg-status').innerText.startsWith('Drawing')",
+    page.wait_for_function("(document.querySelector('#dv-mvg-status')?.innerText || '').startsWith('Drawing')",
                            timeout=30_000)
     page.click("#dv-mvg-stop")
-    page.wait_for_function("document.querySelector('#dv-mvg-status').innerText.startsWith('Stopped')",
+    page.wait_for_function("(document.querySelector('#dv-mvg-status')?.innerText || '').startsWith('Stopped')",
                            timeout=30_000)
     page.wait_for_timeout(1500)
     assert page.inner_text("#dv-mvg-status").startswith("Stopped")
@@ -510,7 +510,7 @@ def test_classroom_mode_fits_a_projector(browser, server, size):
                 generate_and_wait(page, 50)
             elif tab.startswith("3"):
                 page.click("#dv-compare")
-                page.wait_for_function("document.querySelector('#dv-cmp-results').innerText.startsWith('Results')",
+                page.wait_for_function("(document.querySelector('#dv-cmp-results')?.innerText || '').startsWith('Results')",
                                        timeout=60_000)
             elif tab.startswith("4"):
                 page.click("#dv-mvg-run")
@@ -605,7 +605,7 @@ def test_prompts_cannot_inject_html_or_fetch_anything(page):
         page.click("#dv-generate")
         page.wait_for_function(f"{STATUS}.startsWith('Done') && "
                                f"window.dvPlayers['dv-player'].frames() === 3", timeout=60_000)
-        page.wait_for_function("document.querySelector('#dv-conditioning').innerText.includes('points to')")
+        page.wait_for_function("(document.querySelector('#dv-conditioning')?.innerText || '').includes('points to')")
         panel = page.inner_text("#dv-conditioning")
         assert payload in panel, (payload, panel[:200])  # shown as the text it is
         injected = page.eval_on_selector_all(

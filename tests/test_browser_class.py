@@ -102,7 +102,7 @@ def test_a_bad_link_is_clamped_with_a_note_and_still_runs(browser, server):
 
 def test_a_forward_link_sets_t_and_says_the_photo_is_not_in_it(browser, server):
     pg = open_page(browser, server + "?tab=forward&t=1500&schedules=linear,cosine&noise_seed=2")
-    pg.wait_for_function("document.querySelector('#dv-link-note').innerText.includes('photo')", timeout=30_000)
+    pg.wait_for_function("(document.querySelector('#dv-link-note')?.innerText || '').includes('photo')", timeout=30_000)
     note = pg.inner_text("#dv-link-note")
     assert "not included in links" in note and "set to 999" in note
     assert _selected_tab(pg) == "2 · Forward noising"
@@ -122,19 +122,19 @@ def test_lesson_mode_walks_its_stops(browser, server):
     assert pg.input_value("#dv-t input[type=number]") == str(all_stops[0].settings["t"])
 
     pg.click("#dv-lesson-next")
-    pg.wait_for_function(f"document.querySelector('#dv-lesson-text').innerText.includes('stop 2 of')")
+    pg.wait_for_function("(document.querySelector('#dv-lesson-text')?.innerText || '').includes('stop 2 of')")
     pg.wait_for_function(f"document.querySelector('#dv-t input[type=number]').value === "
                          f"'{all_stops[1].settings['t']}'")
     pg.click("#dv-lesson-next")  # stop 3: Denoise, with its settings, run for the class
     third = all_stops[2]
-    pg.wait_for_function("document.querySelector('#dv-lesson-text').innerText.includes('stop 3 of')")
+    pg.wait_for_function("(document.querySelector('#dv-lesson-text')?.innerText || '').includes('stop 3 of')")
     pg.wait_for_function(DONE, timeout=60_000)
     _wait_player(pg, third.settings["steps"])
     assert _selected_tab(pg) == "1 · Denoise"
     assert pg.input_value("#dv-prompt textarea") == third.settings["prompt"]
     shot(pg, "lesson-mode")
     pg.click("#dv-lesson-back")
-    pg.wait_for_function("document.querySelector('#dv-lesson-text').innerText.includes('stop 2 of')")
+    pg.wait_for_function("(document.querySelector('#dv-lesson-text')?.innerText || '').includes('stop 2 of')")
     assert _selected_tab(pg) == "2 · Forward noising"
     pg.click("#dv-lesson-close")
     pg.wait_for_selector("#dv-lesson", state="hidden")

@@ -15,7 +15,7 @@ pytestmark = [
 ]
 playwright = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
 
-ARITHMETIC = "document.querySelector('#dv-arithmetic').innerText"
+ARITHMETIC = "(document.querySelector('#dv-arithmetic')?.innerText || '')"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_a_run_leaves_nothing_in_browser_storage(page):
         shown = page.evaluate("window.dvPlayers['dv-player'].shownAt().length")
         page.click("#dv-generate")
         page.wait_for_function(f"window.dvPlayers['dv-player'].shownAt().length > {shown}", timeout=30_000)
-        page.wait_for_function("document.querySelector('#dv-status').innerText.startsWith('Done')", timeout=30_000)
+        page.wait_for_function("(document.querySelector('#dv-status')?.innerText || '').startsWith('Done')", timeout=30_000)
     keys = page.evaluate("Object.keys(localStorage).concat(Object.keys(sessionStorage))")
     assert not [k for k in keys if "run-history" in k], keys
     assert page.evaluate("JSON.stringify(localStorage).length") < 10_000

@@ -15,7 +15,13 @@ from tiny_ldm import export_tiny_emoji_ldm
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
-    return export_tiny_emoji_ldm(tmp_path_factory.mktemp("emoji-ldm"))
+    """The tiny export; DV_EMOJI_LDM_DIR=assets/emoji_ldm runs the same checks on the shipped weights
+    (with DV_SCREENSHOT_DIR=docs: the screenshot in docs/stable-diffusion.md)."""
+    import os
+    from pathlib import Path
+
+    shipped = os.environ.get("DV_EMOJI_LDM_DIR")
+    return Path(shipped).resolve() if shipped else export_tiny_emoji_ldm(tmp_path_factory.mktemp("emoji-ldm"))
 
 
 def test_offered_only_when_asked_for_and_present(export, tmp_path, monkeypatch):
@@ -102,8 +108,8 @@ def test_every_sd_view_through_the_api(ldm_app):
 @pytest.mark.browser
 @pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="Debian chromium not installed")
 def test_browser_emoji_ldm_controls_and_views(ldm_app):
-    """Set DV_SCREENSHOT_DIR=docs (with DIFFUSION_VIZ_EMOJI_LDM unset... the fixture sets it) to save a
-    screenshot of the page."""
+    """DV_SCREENSHOT_DIR=docs DV_EMOJI_LDM_DIR=assets/emoji_ldm saves docs/emoji-ldm.png (the shipped
+    model's page)."""
     import os
     from pathlib import Path
 
@@ -119,7 +125,7 @@ def test_browser_emoji_ldm_controls_and_views(ldm_app):
         page.click("#dv-model input")
         page.get_by_role("option", name="emoji-ldm").click()
         page.wait_for_selector("#dv-sd", state="visible", timeout=30_000)
-        page.wait_for_function("document.querySelector('#dv-status').innerText.includes('ready')")
+        page.wait_for_function("(document.querySelector('#dv-status')?.innerText || '').includes('ready')")
         # the model's own defaults and schedule
         assert page.input_value("#dv-steps input[type=number]") == "25"
         assert page.input_value("#dv-guidance input[type=number]") == "4"
@@ -129,16 +135,16 @@ def test_browser_emoji_ldm_controls_and_views(ldm_app):
         assert "4x16x16 latent" in page.inner_text("#dv-sd-explain")
         page.fill("#dv-prompt textarea", "a cat above a rocket on grass")
         page.click("#dv-generate")
-        page.wait_for_function("document.querySelector('#dv-status').innerText.includes('Done')", timeout=60_000)
+        page.wait_for_function("(document.querySelector('#dv-status')?.innerText || '').includes('Done')", timeout=60_000)
         page.wait_for_function("window.dvPlayers['dv-player'].frames() === 25", timeout=30_000)
         page.evaluate("window.dvPlayers['dv-player'].seek(9)")
         page.click("#dv-sd-decode")
-        page.wait_for_function("document.querySelector('#dv-sd-caption').innerText.includes('Step 10 of 25')",
+        page.wait_for_function("(document.querySelector('#dv-sd-caption')?.innerText || '').includes('Step 10 of 25')",
                                timeout=30_000)
         page.wait_for_function("(document.querySelector('#dv-sd-x0 img') || {}).naturalWidth > 0")
         assert page.eval_on_selector("#dv-sd-x0 img", "e => e.naturalWidth") == 64
         page.click("#dv-sd-text")
-        page.wait_for_function("document.querySelector('#dv-sd-tokens').innerText.includes('MiniLM')",
+        page.wait_for_function("(document.querySelector('#dv-sd-tokens')?.innerText || '').includes('MiniLM')",
                                timeout=30_000)
         assert "rocket" in page.inner_text("#dv-sd-tokens")
         folder = os.environ.get("DV_SCREENSHOT_DIR")

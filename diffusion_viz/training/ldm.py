@@ -13,7 +13,7 @@ A share ``p_uncond`` of captions is replaced by the empty prompt, so the same ne
 without a prompt: classifier-free guidance needs both. The text is MiniLM's token vectors, encoded
 exactly as the pipeline encodes a prompt at sampling time (``models.emoji_ldm.encode_prompts``).
 
-Checkpoints, EMA and export work as in ``training.vae``; the export also fits the cheap latent -> RGB
+Checkpoints, resuming and the EMA: ``training.runs``; the export also fits the cheap latent -> RGB
 preview (4x3 matrix + offset) on this VAE's latents and writes everything the loader needs to ldm.json.
 """
 
@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
-import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,7 +32,8 @@ import torch.nn.functional as F
 from ..models.emoji_ldm import (ASSET_DIR, SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG, build_unet, build_vae,
                                 encode_prompts, fit_preview, text_parts)
 from ..scenes import render, scenes
-from .vae import _save, load_exported  # one atomic checkpoint writer for both stages
+from . import runs
+from .vae import load_exported
 
 
 @dataclass
@@ -106,72 +104,34 @@ def train(out: Path, cfg: LDMConfig, max_steps: int | None = None, minutes: floa
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     unet = build_unet(cfg.unet or UNET_CONFIG)
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
-    step = warm_from = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
-        unet.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        step, warm_from = state["step"], state.get("warm_from", 0)
-        log(f"resumed at step {step}")
-    elif init is not None:
-        step = warm_from = load_exported_unet(unet, Path(init))
-        ema.load_state_dict(unet.state_dict())
-        log(f"warm-started from {init} at step {step}")
+    step, warm_from = runs.start(out / "checkpoint.pt", unet, ema, opt,
+                                 (lambda: load_exported_unet(unet, Path(init))) if init is not None else None, log)
     vae, scaling = load_vae(cfg.vae_dir)
     text = text_parts()
     noise_scheduler = DDPMScheduler.from_config(SCHEDULER_CONFIG)
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=max_steps, initial=step, unit="step", desc="emoji-ldm UNet")
-    start = time.monotonic()
-    with open(out / "loss.csv", "a", newline="") as f:
-        writer = csv.writer(f)
-        if f.tell() == 0:
-            writer.writerow(["step", "loss"])
-        while (max_steps is None or step < max_steps) and (minutes is None or time.monotonic() - start < 60 * minutes):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * min(1.0, (step - warm_from + 1) / max(1, cfg.warmup))
-            x, captions = batch_at(step, cfg)
-            loss, mse = loss_of(unet, vae, scaling, text, x, captions, step, noise_scheduler, cfg.snr_gamma)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-            opt.step()
-            decay = min(cfg.ema, (1 + step) / (10 + step))  # early on the EMA follows closely
-            with torch.no_grad():
-                for pe, p in zip(ema.parameters(), unet.parameters()):
-                    pe.lerp_(p, 1 - decay)
-            step += 1
-            writer.writerow([step, f"{mse:.6f}"])
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{mse:.4f}")
-            if step % cfg.save_every == 0:
-                f.flush()
-                _save(ckpt_path, _state(unet, ema, opt, step, cfg, warm_from))
-                log(f"step {step}: loss {mse:.4f}, {time.monotonic() - start:.0f} s")
-    if bar is not None:
-        bar.close()
-    state = _state(unet, ema, opt, step, cfg, warm_from)
-    _save(ckpt_path, state)
-    return state
+    def one_step(step: int) -> dict:
+        x, captions = batch_at(step, cfg)
+        loss, mse = loss_of(unet, vae, scaling, text, x, captions, step, noise_scheduler, cfg.snr_gamma)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        return {"loss": mse}
+
+    return runs.run_steps(out, one_step, model=unet, ema=ema, opt=opt, step=step, warm_from=warm_from, cfg=cfg,
+                          state=lambda k: _state(unet, ema, opt, k, cfg, warm_from), max_steps=max_steps,
+                          minutes=minutes, columns=["loss"], desc="emoji-ldm UNet", progress=progress, log=log)
 
 
 def load_exported_unet(unet, folder: Path) -> int:
     """Load ``folder/unet.safetensors`` (float16) into ``unet`` as float32; returns the step it was saved at."""
-    from safetensors.torch import load_file
-
-    weights = load_file(Path(folder) / "unet.safetensors")
-    unet.load_state_dict({k: v.float() for k, v in weights.items()})
-    return int(json.loads((Path(folder) / "ldm.json").read_text())["unet_step"])
+    runs.load_weights(unet, Path(folder) / "unet.safetensors")
+    return int(runs.read_json(Path(folder) / "ldm.json")["unet_step"])
 
 
 def _state(unet, ema, opt, step, cfg, warm_from: int = 0) -> dict:
@@ -196,8 +156,6 @@ def export(run_dir: Path, out_dir: Path) -> dict:
     The VAE is the one the run trained on (``cfg.vae_dir``), copied if out_dir is another folder."""
     import shutil
 
-    from safetensors.torch import save_file
-
     state = torch.load(Path(run_dir) / "checkpoint.pt", weights_only=False)
     cfg = LDMConfig(**state["config"])
     vae, scaling = load_vae(cfg.vae_dir)
@@ -207,9 +165,7 @@ def export(run_dir: Path, out_dir: Path) -> dict:
         for name in ("vae.safetensors", "vae.json"):
             shutil.copyfile(Path(cfg.vae_dir) / name, out_dir / name)
     vae_info = json.loads((Path(cfg.vae_dir) / "vae.json").read_text())
-    save_file({k: v.half().contiguous() for k, v in state["ema"].items()}, out_dir / "unet.safetensors",
-              metadata={"step": str(state["step"])})
-    os.chmod(out_dir / "unet.safetensors", 0o644)
+    runs.save_weights(state["ema"], out_dir / "unet.safetensors", state["step"])
     card = {"unet_config": cfg.unet or UNET_CONFIG, "vae_config": vae_info.get("config") or VAE_CONFIG,
             "scheduler": SCHEDULER_CONFIG, "scaling_factor": scaling, "unet_step": state["step"],
             "vae_step": vae_info["step"], "vae_psnr_heldout_db": vae_info.get("psnr_heldout_db"),
@@ -220,13 +176,7 @@ def export(run_dir: Path, out_dir: Path) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/ldm", help="run folder (continued if it holds a checkpoint)")
-    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
-    p.add_argument("--steps", type=int, default=None, help="stop at this total step count")
-    p.add_argument("--export", default=None, help="write the EMA weights here when done (e.g. assets/emoji_ldm)")
-    p.add_argument("--plot", default=None, help="save the loss curve as this PNG")
-    p.add_argument("--init", default=None, help="warm-start from an exported folder when --out is empty")
-    p.add_argument("--lr", type=float, default=LDMConfig.lr, help="peak learning rate")
+    runs.add_arguments(p, out="runs/ldm", lr=LDMConfig.lr)
     p.add_argument("--snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
 
 

@@ -8,8 +8,7 @@ resumed run sees the same data it would have), encodes and decodes them, and min
     L1(x, x_hat) + kl_weight * KL(q(z|x) || N(0, I))
 
 as SD's VAE does (without its perceptual and adversarial terms: the pictures are 64x64 flat emoji).
-A checkpoint (weights, EMA, optimiser, step) is written every ``save_every`` steps and at the end, by
-rename, so a kill never corrupts it; a new run in the same folder continues from it. ``export`` writes the
+Checkpoints, resuming and the EMA: ``training.runs``. ``export`` writes the
 EMA or the raw weights, whichever reconstructs held-out scenes better, as float16 safetensors with the
 measured latent scaling factor and reconstruction PSNR.
 """
@@ -18,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 import math
-import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +27,7 @@ import torch
 
 from ..models.emoji_ldm import VAE_CONFIG, build_vae, latent_scaling_factor
 from ..scenes import render, scenes
+from . import runs
 
 
 @dataclass
@@ -38,7 +35,8 @@ class VAEConfig:
     batch: int = 32
     lr: float = 4e-4
     kl_weight: float = 1e-6
-    ema: float = 0.999
+    warmup: int = 0  # no learning-rate warm-up
+    ema: float = 0.999  # reached after diffusers' warm-up (training.runs.ema_decay)
     save_every: int = 200
     seed: int = 0
     vae: dict | None = None  # None: models.emoji_ldm.VAE_CONFIG
@@ -71,12 +69,6 @@ def psnr(vae, x: torch.Tensor) -> float:
     return 10 * math.log10(4.0 / max(mse, 1e-12))
 
 
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def train(out: Path, cfg: VAEConfig, max_steps: int | None = None, minutes: float | None = None,
           log=print, init: Path | None = None, progress: bool = False) -> dict:
     """Train (or continue) in ``out``; stops after max_steps total steps or ``minutes``. Returns the state.
@@ -86,73 +78,36 @@ def train(out: Path, cfg: VAEConfig, max_steps: int | None = None, minutes: floa
     both the model and its EMA, the step count continues from the export's, the optimiser starts afresh."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     vae = build_vae(cfg.vae or VAE_CONFIG)
     ema = copy.deepcopy(vae).requires_grad_(False)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
-    step = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
-        vae.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        for group in opt.param_groups:  # the config's rate wins: a run may continue with a lower one
-            group["lr"] = cfg.lr
-        step = state["step"]
-        log(f"resumed at step {step}")
-    elif init is not None:
-        step = load_exported(vae, Path(init))
-        ema.load_state_dict(vae.state_dict())
-        log(f"warm-started from {init} at step {step}")
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    step, warm_from = runs.start(out / "checkpoint.pt", vae, ema, opt,
+                                 (lambda: load_exported(vae, Path(init))) if init is not None else None, log)
 
-        bar = tqdm(total=max_steps, initial=step, unit="step", desc="emoji-ldm VAE")
-    start = time.monotonic()
-    with open(out / "loss.csv", "a", newline="") as f:
-        writer = csv.writer(f)
-        if f.tell() == 0:
-            writer.writerow(["step", "loss", "l1", "kl"])
-        while (max_steps is None or step < max_steps) and (minutes is None or time.monotonic() - start < 60 * minutes):
-            x = batch_at(step, cfg)
-            loss, rec, kl = loss_of(vae, x, cfg.kl_weight, step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-            opt.step()
-            with torch.no_grad():
-                for pe, p in zip(ema.parameters(), vae.parameters()):
-                    pe.lerp_(p, 1 - cfg.ema)
-            step += 1
-            writer.writerow([step, f"{loss.item():.6f}", f"{rec:.6f}", f"{kl:.6f}"])
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(l1=f"{rec:.4f}")
-            if step % cfg.save_every == 0:
-                f.flush()
-                _save(ckpt_path, _state(vae, ema, opt, step, cfg))
-                log(f"step {step}: L1 {rec:.4f}, KL {kl:.3f}, {time.monotonic() - start:.0f} s")
-    if bar is not None:
-        bar.close()
-    state = _state(vae, ema, opt, step, cfg)
-    _save(ckpt_path, state)
-    return state
+    def one_step(step: int) -> dict:
+        loss, rec, kl = loss_of(vae, batch_at(step, cfg), cfg.kl_weight, step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        return {"l1": rec, "loss": loss.item(), "kl": kl}
+
+    return runs.run_steps(out, one_step, model=vae, ema=ema, opt=opt, step=step, warm_from=warm_from, cfg=cfg,
+                          state=lambda k: _state(vae, ema, opt, k, cfg, warm_from), max_steps=max_steps,
+                          minutes=minutes, columns=["loss", "l1", "kl"], shown="l1", desc="emoji-ldm VAE", progress=progress,
+                          log=log)
 
 
 def load_exported(vae, folder: Path) -> int:
     """Load ``folder/vae.safetensors`` (float16) into ``vae`` as float32; returns the step it was saved at."""
-    from safetensors.torch import load_file
-
-    weights = load_file(Path(folder) / "vae.safetensors")
-    vae.load_state_dict({k: v.float() for k, v in weights.items()})
-    return int(json.loads((Path(folder) / "vae.json").read_text())["step"])
+    runs.load_weights(vae, Path(folder) / "vae.safetensors")
+    return int(runs.read_json(Path(folder) / "vae.json")["step"])
 
 
-def _state(vae, ema, opt, step, cfg) -> dict:
+def _state(vae, ema, opt, step, cfg, warm_from: int = 0) -> dict:
     return {"model": vae.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-            "config": asdict(cfg)}
+            "warm_from": warm_from, "config": asdict(cfg)}
 
 
 def export(run_dir: Path, out_dir: Path) -> dict:
@@ -162,8 +117,6 @@ def export(run_dir: Path, out_dir: Path) -> dict:
     Why not always the EMA: with decay 0.999 it averages the last ~1,000 steps, and early in a run (or
     after a warm start) that mixes in weights that reconstruct far worse: at step 1,000 of the first run
     the EMA gave 14.9 dB on held-out scenes, the raw weights 22.5 dB."""
-    from safetensors.torch import save_file
-
     state = torch.load(Path(run_dir) / "checkpoint.pt", weights_only=False)
     cfg = VAEConfig(**state["config"])
     x = heldout_batch()
@@ -182,21 +135,13 @@ def export(run_dir: Path, out_dir: Path) -> dict:
             "data": "diffusion_viz.scenes (generated)"}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.half().contiguous() for k, v in vae.state_dict().items()}, out_dir / "vae.safetensors",
-              metadata={"step": str(state["step"])})
-    os.chmod(out_dir / "vae.safetensors", 0o644)
+    runs.save_weights(vae.state_dict(), out_dir / "vae.safetensors", state["step"])
     (out_dir / "vae.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/vae", help="run folder (continued if it holds a checkpoint)")
-    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
-    p.add_argument("--steps", type=int, default=None, help="stop at this total step count")
-    p.add_argument("--export", default=None, help="write the weights here when done (e.g. assets/emoji_ldm)")
-    p.add_argument("--init", default=None, help="warm-start from an exported folder when --out is empty")
-    p.add_argument("--plot", default=None, help="save the loss curve as this PNG")
-    p.add_argument("--lr", type=float, default=VAEConfig.lr, help="learning rate (also for a resumed run)")
+    runs.add_arguments(p, out="runs/vae", lr=VAEConfig.lr)
 
 
 def run(args) -> int:

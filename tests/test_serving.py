@@ -106,3 +106,32 @@ def test_the_app_queue_keeps_a_bounded_event_record_and_an_operator_setting_wins
     assert (queue.ANALYTICS_MAX_EVENTS, queue.ANAYLTICS_CACHE_FREQUENCY) == (500, 50)
     monkeypatch.setenv("GRADIO_ANALYTICS_MAX_EVENTS", "20")
     assert configure_queue(build_app())._queue.ANALYTICS_MAX_EVENTS == 20
+
+
+def test_a_session_keeps_one_copy_of_each_component_however_many_runs_it_makes():
+    """gradio gave a component updated by gr.skip() a new id and then stored it again under that id with
+    its value: every Generate left the whole player payload behind in the session (+0.2 MB a run, for as
+    long as the tab was open). After five runs of one client the session holds no more components than
+    the page has, and none of the old payloads."""
+    from gradio_client import Client
+
+    from diffusion_viz.runtime import configure_torch_threads
+    from diffusion_viz.ui.app import start_server
+    from diffusion_viz.ui.cache import RESULTS
+
+    configure_torch_threads()
+    RESULTS.clear()
+    demo, url = start_server(warm=False)
+    try:
+        client = Client(url, verbose=False)
+        for seed in range(5):  # new seeds: every run streams, none is a cache hit
+            client.predict("cat", 8, 100 + seed, 1.0, "ddim", "cosine", "emoji-exact", api_name="/generate")
+        session = demo.state_holder.session_data[client.session_hash]
+        assert set(session.blocks_config.blocks) <= set(demo.default_config.blocks)
+        assert set(session.config_values) <= set(demo.default_config.blocks)
+        payloads = [c for c in session.config_values.values()
+                    if isinstance(c.get("props", {}).get("value"), str) and '"strips"' in c["props"]["value"]]
+        assert len(payloads) == 1  # the last run's, in the player's own entry
+    finally:
+        demo.close()
+        RESULTS.clear()

@@ -8,7 +8,8 @@
   gives up at the request's time limit. Handlers are generators: gradio closes them on Stop, on a
   closed tab or a disconnected client, and closing one sets the flag.
 - ``UploadJanitor``: keeps gradio's folder of uploads and made files under a size budget.
-- ``bound_process_memory``: gradio's own record of events, bounded.
+- ``bound_process_memory``: gradio's own record of events, bounded; a per-session leak in gradio's
+  updates stopped (``keep_component_ids_on_update``).
 """
 
 from __future__ import annotations
@@ -266,3 +267,33 @@ def bound_process_memory() -> None:
     operator's own settings win. (bench/bench_soak.py measures the process's memory.)"""
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "500")
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "50")
+    keep_component_ids_on_update()
+
+
+def keep_component_ids_on_update() -> None:
+    """Stop a per-session leak in gradio (6.31): each open tab's memory grew with every run.
+
+    An update to an output (``gr.skip()``, ``gr.update(...)``: every streamed message of Generate sends
+    some) makes gradio replace the session's copy of that component with a new instance, which gets a
+    *new* id. When a later message sends the output a plain value, gradio finds the new id missing from
+    the session and stores the instance again under it, with the value (the whole player payload) in the
+    session's config. The old entries are never read again but live as long as the session: one per
+    output per run, about 0.2 MB per Generate (bench/bench_soak.py). Giving the replacement the id of
+    the component it replaces, as gradio's own ``gr.render`` replacements do, keeps one entry per
+    component. Idempotent; tests/test_serving.py counts a session's components over many runs."""
+    from gradio.blocks import Block
+    from gradio.state_holder import SessionState
+
+    original = SessionState.__setitem__
+    if getattr(original, "keeps_component_ids", False):
+        return
+
+    def __setitem__(self, key, value):
+        replaced = self.blocks_config.blocks.get(key)
+        if (isinstance(value, Block) and value is not replaced and value._id != key
+                and type(value) is type(replaced)):
+            value._id = key  # the session's new copy of component ``key``, not a new component
+        original(self, key, value)
+
+    __setitem__.keeps_component_ids = True
+    SessionState.__setitem__ = __setitem__

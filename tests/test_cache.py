@@ -27,8 +27,17 @@ def test_key_covers_every_setting():
     assert len(keys) == 6 and run_key("m", s) == run_key("m", SampleSettings(prompt="cat", steps=10, seed=3))
 
 
+def _entry_bytes(tmp_path, nbytes=1000) -> int:
+    """What one ``_run`` entry counts (its outputs in memory plus its file), measured in a spare cache."""
+    spare = ResultCache(max_bytes=10**6, root=tmp_path / "spare")
+    spare.put("x", *_run(spare, "x", nbytes=nbytes))
+    return spare.nbytes
+
+
 def test_hit_miss_lru_and_byte_budget(tmp_path):
-    cache = ResultCache(max_bytes=5000, root=tmp_path)
+    unit = _entry_bytes(tmp_path)
+    budget = 4 * unit + unit // 2  # four entries fit, not five
+    cache = ResultCache(max_bytes=budget, root=tmp_path)
     assert cache.get("a") is None
     outs, files, d = _run(cache, "a")
     assert cache.put("a", outs, files, d) and cache.get("a")[0] == "payload-a"
@@ -36,7 +45,7 @@ def test_hit_miss_lru_and_byte_budget(tmp_path):
         cache.put(name, *_run(cache, name))
     cache.get("b")  # b is now the most recent
     cache.put("e", *_run(cache, "e", nbytes=2500))  # over budget: the least recently used go first
-    assert cache.nbytes <= 5000 and cache.get("b") is not None and cache.get("e") is not None
+    assert cache.nbytes <= budget and cache.get("b") is not None and cache.get("e") is not None
     assert cache.get("a") is None
     cache.clear()
     assert len(cache) == 0 and not Path(d).exists()  # evicted files are deleted (after a grace period)
@@ -60,24 +69,26 @@ def test_a_hit_returns_the_stored_run_and_counts(tmp_path):
 
 
 def test_eviction_by_bytes_is_least_recently_used_first(tmp_path):
-    """Entries of ~1.1 kB (1000-byte file + payload) in a 5000-byte budget: four fit, the fifth pushes out
-    the least recently *used* (not the oldest), its files are removed after the grace period."""
-    cache = ResultCache(max_bytes=5000, root=tmp_path)
+    """Entries of equal size (1000-byte file + outputs) in a budget of 4.5 of them: four fit, the fifth
+    pushes out the least recently *used* (not the oldest), its files are removed after the grace period."""
+    unit = _entry_bytes(tmp_path)
+    budget = 4 * unit + unit // 2
+    cache = ResultCache(max_bytes=budget, root=tmp_path)
     dirs = {}
     for name in "abcd":
         outs, files, dirs[name] = _run(cache, name, nbytes=1000)
         assert cache.put(name, outs, files, dirs[name])
-    assert len(cache) == 4 and 4000 < cache.nbytes <= 5000
+    assert len(cache) == 4 and cache.nbytes == pytest.approx(4 * unit, abs=64)  # paths differ by a few bytes
     per_entry = cache.nbytes / 4
     assert cache.get("a") is not None  # a is now the most recent; b is the least recently used
     outs, files, dirs["e"] = _run(cache, "e", nbytes=1000)
     assert cache.put("e", outs, files, dirs["e"])
-    assert len(cache) == 4 and cache.nbytes <= 5000 and cache.nbytes == pytest.approx(4 * per_entry, abs=8)
+    assert len(cache) == 4 and cache.nbytes <= budget and cache.nbytes == pytest.approx(4 * per_entry, abs=8)
     assert cache.get("b") is None and all(cache.get(k) is not None for k in "acde")
     assert Path(dirs["b"]).exists()  # a reply being sent may still read it: removed after a grace period
-    outs, files, dirs["big"] = _run(cache, "big", nbytes=3500)  # needs the room of three entries
+    outs, files, dirs["big"] = _run(cache, "big", nbytes=1000 + 2 * unit + unit // 4)  # 3.25 entries
     assert cache.put("big", outs, files, dirs["big"])
-    assert cache.nbytes <= 5000 and set(k for k in "acde" if cache.get(k) is not None) == {"e"}
+    assert cache.nbytes <= budget and set(k for k in "acde" if cache.get(k) is not None) == {"e"}
     cache.clear()
     assert len(cache) == 0 and cache.nbytes == 0 and cache.stats()["hits"] == 0
     assert not any(Path(d).exists() for d in dirs.values())
@@ -161,3 +172,21 @@ def test_the_app_serves_a_repeated_run_from_the_cache(results):
     assert [Path(f).read_bytes() for f in again] == made
     assert [Path(f).suffix for f in files] == [".gif", ".mp4"]
     assert all(Path(f).stat().st_size > 1000 for f in files)
+
+
+def test_an_entry_is_counted_at_what_it_costs_in_memory():
+    """The budget is in bytes of memory: a run's summary (dicts and lists of per-step floats) costs several
+    times its numbers' 8 bytes. The count agrees with what Python allocated for it (tracemalloc)."""
+    import tracemalloc
+
+    from diffusion_viz.ui.cache import _size_of
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        summary = {"steps": [{"t": float(i), "abar": i / 1000.0, "name": f"step {i}"} for i in range(500)],
+                   "payload": "x" * 50_000, "final": np.arange(3 * 32 * 32, dtype=np.uint8).reshape(32, 32, 3)}
+        allocated = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 0.8 * allocated <= _size_of((summary,)) <= 1.2 * allocated

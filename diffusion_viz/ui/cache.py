@@ -37,15 +37,20 @@ def run_key(model_name: str, settings) -> tuple:
             bool(getattr(settings, "zero_terminal_snr", False)))
 
 
-def _size_of(value) -> int:
+def _size_of(value, seen: set | None = None) -> int:
+    """Bytes a stored value holds in memory: containers with their items (Python's own object sizes, so a
+    dict of per-step floats counts what it costs, not just its numbers), arrays with their buffers; an
+    object reached twice (a dict key shared by every step) is counted once."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
     if isinstance(value, np.ndarray):
-        return value.nbytes
-    if isinstance(value, (str, bytes)):
-        return len(value)
-    if isinstance(value, (list, tuple)):
-        return sum(_size_of(v) for v in value) + 8 * len(value)
+        return sys.getsizeof(value) + (0 if value.base is None and value.flags.owndata else value.nbytes)
+    if isinstance(value, (list, tuple, set)):
+        return sys.getsizeof(value) + sum(_size_of(v, seen) for v in value)
     if isinstance(value, dict):
-        return sum(_size_of(k) + _size_of(v) for k, v in value.items()) + 16 * len(value)
+        return sys.getsizeof(value) + sum(_size_of(k, seen) + _size_of(v, seen) for k, v in value.items())
     return sys.getsizeof(value)
 
 

@@ -4,8 +4,11 @@
 
 Sends /generate calls one after another from one gradio_client (a new seed each time, prompts cycling
 through --prompts different ones, so neither the result cache nor the prompt caches can hide growth),
-plus a /forward_plots and a /compare call every 10th request. Prints the server process's resident memory
-(RSS) after every --every calls, and the ratio RSS(end) / RSS(after the first --every calls).
+plus a /forward_plots and a /compare call every 10th request. Faults and bad input are mixed in: every
+25th request also sends a bad argument (from BAD, which the server must refuse with a message), every 50th
+starts a heavy Compare and cancels it. Prints the server process's resident memory (RSS) after every
+--every calls, the ratio RSS(end) / RSS(after the first --every calls), and at the end: the load held
+(calls, errors), faults survived, bad inputs refused, peak (VmHWM) and final RSS.
 Goal (issue: "600 calls grew it from 680 to 1,510 MB"): RSS after 600 calls within 10 % of after 100.
 """
 
@@ -27,9 +30,21 @@ PROMPTS = ["cat", "dog", "rocket", "pizza", "tree", "red apple", "snowman", "rai
            "boat", "train", "plane", "bike", "shoe", "hat"]
 
 
-def rss_mb(pid: int) -> float:
+# (endpoint, arguments): each must be refused with a message, never served, never crash the server
+BAD = [("/generate", ("cat", 201, 0, 1.0, "ddim", "cosine", "emoji-exact")),
+       ("/generate", ("cat", 5, 1.5, 1.0, "ddim", "cosine", "emoji-exact")),
+       ("/generate", ("x" * 10_000, 5, 0, 1.0, "ddim", "cosine", "emoji-exact")),
+       ("/generate", ("cat", 5, 0, float("nan"), "ddim", "cosine", "emoji-exact")),
+       ("/generate", ("cat", 5, 0, 1.0, "ddim", "cosine", "../../etc/passwd")),
+       ("/compare", ("cat", 0, "emoji-exact", [{"steps": 10}] * 5)),
+       ("/compare", ("cat", 0, "emoji-exact", [{"scheduler": "heun", "steps": 200, "guidance": 2}] * 4)),
+       ("/memorize", ("cat", 0, 201, 3.0))]
+HEAVY = [{"scheduler": "ddim", "schedule": "cosine", "steps": 200, "guidance": 7.5}] * 4
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -46,6 +61,7 @@ def main() -> None:
     port = free_port()
     proc, startup = start_app(port)
     rows = []
+    calls = errors = faults = refused = served_bad = 0
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         print(f"app up in {startup:.1f} s; RSS at start {rss_mb(proc.pid):.0f} MB", flush=True)
@@ -54,16 +70,38 @@ def main() -> None:
                    {"scheduler": "euler", "schedule": "linear", "steps": 20}]
         for k in range(1, args.calls + 1):
             prompt = PROMPTS[k % min(args.prompts, len(PROMPTS))]
-            client.predict(prompt, 50, 10_000 + k, 1.0, "ddim", "cosine", "emoji-exact", api_name="/generate")
+            jobs = [(prompt, 50, 10_000 + k, 1.0, "ddim", "cosine", "emoji-exact", "/generate")]
             if k % 10 == 0:
-                client.predict(300 + k % 600, ["linear", "cosine"], k, api_name="/forward_plots")
-                client.predict(prompt, k, "emoji-exact", columns, api_name="/compare")
+                jobs += [(300 + k % 600, ["linear", "cosine"], k, "/forward_plots"),
+                         (prompt, k, "emoji-exact", columns, "/compare")]
+            for *job_args, api_name in jobs:
+                calls += 1
+                try:
+                    client.predict(*job_args, api_name=api_name)
+                except Exception:  # noqa: BLE001 - counted: the goal is none
+                    errors += 1
+            if k % 25 == 0:
+                endpoint, bad_args = BAD[(k // 25) % len(BAD)]
+                try:
+                    client.predict(*bad_args, api_name=endpoint)
+                    served_bad += 1
+                except Exception:  # noqa: BLE001 - a refusal is what we want
+                    refused += 1
+            if k % 50 == 0:  # a heavy Compare, cancelled while it runs (a Stop, a closed tab)
+                job = client.submit("cat", k, "emoji-unet", HEAVY, api_name="/compare")
+                time.sleep(0.5)
+                job.cancel()
+                faults += 1
             if k % args.every == 0:
                 rows.append((k, rss_mb(proc.pid)))
                 print(f"after {k:4d} calls: RSS {rows[-1][1]:7.0f} MB   ({time.perf_counter() - start:.0f} s)",
                       flush=True)
+        peak, final = rss_mb(proc.pid, "VmHWM"), rss_mb(proc.pid)
     finally:
         stop_app(proc)
+    print(f"load held: {calls} calls, {errors} errors; faults survived: {faults} cancelled heavy Compares; "
+          f"bad inputs: {refused} refused, {served_bad} served (goal 0); RSS peak {peak:.0f} MB, "
+          f"final {final:.0f} MB")
     if len(rows) >= 2:
         first, last = rows[0][1], rows[-1][1]
         print(f"RSS after {rows[-1][0]} calls / after {rows[0][0]}: {last / first:.3f} "

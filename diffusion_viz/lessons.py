@@ -110,9 +110,12 @@ class Lesson:
     stops: tuple[Stop, ...]
     path: str = ""
 
-    def available_stops(self, stable_diffusion: bool = False) -> list[Stop]:
-        """The stops this server can show: those that need Stable Diffusion only when it is offered."""
-        return [s for s in self.stops if stable_diffusion or not s.needs_stable_diffusion]
+    def available_stops(self, stable_diffusion: bool = False, models=None) -> list[Stop]:
+        """The stops this server can show: those that need Stable Diffusion only when it is offered, and
+        (given the names of the ``models`` it offers) a stop that sets a model only when that one is offered:
+        the SD stop speaks of SD 1.5's 64x64x4 latent, so a server with only SDXL skips it."""
+        return [s for s in self.stops if (stable_diffusion or not s.needs_stable_diffusion)
+                and (models is None or "model" not in s.settings or s.settings["model"] in models)]
 
     @property
     def questions(self) -> list[str]:

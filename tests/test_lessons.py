@@ -67,6 +67,17 @@ def test_the_lesson_covers_its_topics(lesson):
     # without Stable Diffusion, its stop is left out; the rest stay in order
     assert lesson.available_stops(stable_diffusion=False) == [s for s in lesson.stops if s is not sd]
     assert len(lesson.available_stops(stable_diffusion=True)) == len(lesson.stops)
+    # a server that offers Stable Diffusion, but not the checkpoint the stop speaks of, skips it too
+    assert sd not in lesson.available_stops(stable_diffusion=True, models={"emoji-exact", "sdxl"})
+    assert sd in lesson.available_stops(stable_diffusion=True, models={"emoji-exact", sd.settings["model"]})
+
+
+def test_the_default_server_shows_every_stop_but_the_stable_diffusion_one(lesson):
+    """Every other stop's model is one the default model list offers (none is skipped by accident)."""
+    from diffusion_viz.ui import lesson_mode
+
+    shown = lesson_mode.stops(lesson)
+    assert [s for s in lesson.stops if s.needs != "stable-diffusion"] == shown
 
 
 def test_the_forward_stops_numbers_are_the_schedules(lesson):

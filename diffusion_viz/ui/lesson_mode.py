@@ -14,10 +14,10 @@ from .views import view_updates
 
 
 def stops(lesson: Lesson | None = None) -> list[Stop]:
-    """The stops this server can show (the Stable Diffusion one only when a checkpoint is offered)."""
+    """The stops this server can show (the Stable Diffusion one only when its checkpoint is offered)."""
     lesson = lesson or default_lesson()
     sd_offered = any(not name.startswith("emoji") for name in MODELS)
-    return lesson.available_stops(stable_diffusion=sd_offered)
+    return lesson.available_stops(stable_diffusion=sd_offered, models=set(MODELS))
 
 
 def stop_markdown(i: int, all_stops: list[Stop]) -> str:

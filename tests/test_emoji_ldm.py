@@ -100,3 +100,21 @@ def test_the_shipped_model_loads_offline_and_the_same_seed_gives_the_same_pictur
     np.testing.assert_array_equal(model.decode(a.final), model.decode(b.final))
     other = sample(model, SampleSettings(**{**settings.__dict__, "seed": 12}), scheduler=model.make_scheduler("dpmpp_2m"))
     assert not np.array_equal(a.final, other.final)
+
+
+@pytest.mark.skipif(not ldm.shipped(ldm.ASSET_DIR), reason="the latent UNet is not exported yet")
+def test_a_batch_decode_gives_the_pictures_of_single_decodes():
+    """decode_batch (one VAE call for every step's x0: the speed benchmark's path) shows the same pictures
+    as decoding each latent alone, to a level or two of float rounding in a batched convolution."""
+    from diffusion_viz.sampling import SampleSettings, sample
+
+    model = ldm.load_emoji_ldm(str(ldm.ASSET_DIR))
+    traj = sample(model, SampleSettings(prompt="a big owl on grass", steps=6, scheduler="dpmpp_2m", seed=3),
+                  scheduler=model.make_scheduler("dpmpp_2m"))
+    latents = np.stack([f.x0 for f in traj.frames])
+    batch = model.decode_batch(latents)
+    single = np.stack([model.decode(z) for z in latents])
+    assert batch.shape == single.shape == (len(latents), 64, 64, 3)
+    assert np.abs(batch.astype(int) - single.astype(int)).max() <= 2
+    assert len({b.tobytes() for b in batch}) == len(latents)  # each step its own picture, in order
+    np.testing.assert_array_equal(model.decode_batch(latents[::-1])[0], batch[-1])

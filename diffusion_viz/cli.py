@@ -27,16 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     r.add_argument("--prompt", default="", help="what to draw; empty = unconditional (any emoji)")
-    r.add_argument("--steps", type=int, default=50, help="number of sampling steps, 1..1000")
-    r.add_argument("--scheduler", default="ddim", choices=list(SCHEDULERS),
-                   help="the sampler that turns predictions into the next x_t")
+    r.add_argument("--steps", type=int, default=None,
+                   help="number of sampling steps, 1..1000; default: the model's own (50 for the emoji models)")
+    r.add_argument("--scheduler", default=None, choices=list(SCHEDULERS),
+                   help="the sampler that turns predictions into the next x_t; default: the model's own "
+                        "(ddim for the emoji models)")
     r.add_argument("--schedule", default=None, choices=list(SCHEDULES),
                    help="noise schedule (how fast signal is destroyed); default: the model's own")
     r.add_argument("--karras", action="store_true", help="Karras (rho=7) spacing of noise levels")
     r.add_argument("--zero-terminal-snr", action="store_true",
                    help="rescale the schedule so the last step is pure noise (Lin et al. 2024)")
-    r.add_argument("--guidance", type=float, default=1.0,
-                   help="classifier-free guidance scale, 0..30; 1 = plain conditional")
+    r.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale, 0..30; 1 = plain conditional; default: the model's "
+                        "own (1 for the emoji models, 4 for emoji-ldm, the preset's for Stable Diffusion)")
     r.add_argument("--seed", type=int, default=0, help="random seed, 0..2^63-1: same seed, same picture")
     r.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"which denoiser: {', '.join(MODELS)}; or a Stable Diffusion folder / .safetensors "
@@ -145,9 +148,11 @@ def render(args) -> str:
     configure_torch_threads()
     model = get_model(args.model)
     info = MODELS.get(args.model)
+    own = {"steps": 50, "scheduler": "ddim", "guidance": 1.0, **getattr(model, "defaults", {})}
+    pick = lambda key: own[key] if getattr(args, key) is None else getattr(args, key)  # noqa: E731
     settings = SampleSettings(
-        prompt=args.prompt, steps=args.steps, scheduler=args.scheduler,
-        schedule=args.schedule or (info.default_schedule if info else "scaled_linear"), guidance=args.guidance,
+        prompt=args.prompt, steps=pick("steps"), scheduler=pick("scheduler"),
+        schedule=args.schedule or (info.default_schedule if info else "scaled_linear"), guidance=pick("guidance"),
         seed=args.seed, karras=args.karras, zero_terminal_snr=args.zero_terminal_snr,
     ).validated()
     count = getattr(model, "planned_frame_count", planned_frame_count)

@@ -153,3 +153,26 @@ def test_browser_emoji_ldm_controls_and_views(ldm_app):
             page.screenshot(path=str(Path(folder) / "emoji-ldm.png"), full_page=True)
         assert errors == []
         browser.close()
+
+
+def test_cli_render_takes_the_models_own_steps_sampler_and_guidance(export, tmp_path, monkeypatch):
+    """Without --steps/--scheduler/--guidance the command line runs a model as the app does: emoji-ldm with
+    its 25 DPM-Solver++ steps and guidance 4 (at guidance 1 it drew "at night" on grass), the emoji models
+    with 50 DDIM steps and no guidance; an option given still wins."""
+    from diffusion_viz import sampling
+    from diffusion_viz.cli import main
+
+    monkeypatch.setenv("DIFFUSION_VIZ_EMOJI_LDM", str(export))
+    seen = []
+    real = sampling.iter_frames
+
+    def spy(model, settings, **kw):
+        seen.append((settings.steps, settings.scheduler, settings.guidance))
+        return real(model, settings, **kw)
+
+    monkeypatch.setattr(sampling, "iter_frames", spy)
+    assert main(["render", "--model", "emoji-ldm", "--prompt", "a cat", "--out", str(tmp_path / "a.gif")]) == 0
+    assert main(["render", "--model", "emoji-exact-32", "--prompt", "cat", "--out", str(tmp_path / "b.gif")]) == 0
+    assert main(["render", "--model", "emoji-ldm", "--prompt", "a cat", "--steps", "3", "--guidance", "2",
+                 "--out", str(tmp_path / "c.gif")]) == 0
+    assert seen == [(25, "dpmpp_2m", 4.0), (50, "ddim", 1.0), (3, "dpmpp_2m", 2.0)]

@@ -137,6 +137,15 @@ def main() -> None:
     figures["nearest training scene RMS, median"] = float(np.median(rms))
     print(f"  not a copy of the {args.train_scenes} first training scenes (RMS >= {COPY_RMS}): "
           f"{figures['not a copy']:.1f} %  (median nearest RMS {np.median(rms):.3f})")
+    # per group: a single-object caption names one of 800 scenes (100 words x 2 sizes x 4 backgrounds),
+    # all of them in training, so a model that follows it exactly draws a training scene
+    at = 0
+    for name in samples:
+        part = rms[at:at + len(samples[name])]
+        at += len(part)
+        figures[f"not a copy, {name}"] = 100 * float(np.mean(part >= COPY_RMS))
+        print(f"    {name:16s} not a copy {figures[f'not a copy, {name}']:5.1f} %  (median nearest RMS "
+              f"{np.median(part):.3f})")
     secs = speed(model, guidance, args.repeats)
     figures["seconds, 25 steps + CFG + decode of every x0"] = secs["batch"]
     figures["seconds, 25 steps + CFG, no decode"] = secs["none"]

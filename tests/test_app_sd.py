@@ -238,7 +238,10 @@ def test_browser_sd_model_controls_decode_on_demand_and_failed_checkpoint(sd_app
         page.fill("#dv-prompt textarea", "a red cat and a dog")
         page.click("#dv-generate")
         page.wait_for_function("(document.querySelector('#dv-status')?.innerText || '').includes('Done')", timeout=60_000)
-        page.wait_for_function("window.dvPlayers['dv-player'].frames() === 30", timeout=30_000)
+        # the finished run, not only its streamed steps: the full payload, once decoded, shows the last
+        # step and would undo a seek made before it
+        page.wait_for_function("window.dvPlayers['dv-player'].frames() === 30 && !window.dvPlayers['dv-player'].state.live",
+                               timeout=30_000)
         assert page.evaluate("window.dvPlayers['dv-player'].run()")
         page.evaluate("window.dvPlayers['dv-player'].seek(9)")
         page.click("#dv-sd-decode")

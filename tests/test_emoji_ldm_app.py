@@ -136,7 +136,10 @@ def test_browser_emoji_ldm_controls_and_views(ldm_app):
         page.fill("#dv-prompt textarea", "a cat above a rocket on grass")
         page.click("#dv-generate")
         page.wait_for_function("(document.querySelector('#dv-status')?.innerText || '').includes('Done')", timeout=60_000)
-        page.wait_for_function("window.dvPlayers['dv-player'].frames() === 25", timeout=30_000)
+        # the finished run, not only its streamed steps: the full payload, once decoded, shows the last
+        # step and would undo a seek made before it
+        page.wait_for_function("window.dvPlayers['dv-player'].frames() === 25 && !window.dvPlayers['dv-player'].state.live",
+                               timeout=30_000)
         page.evaluate("window.dvPlayers['dv-player'].seek(9)")
         page.click("#dv-sd-decode")
         page.wait_for_function("(document.querySelector('#dv-sd-caption')?.innerText || '').includes('Step 10 of 25')",

@@ -150,7 +150,7 @@ def test_sd_generate_decode_tokens_and_guidance_through_the_api(sd_app):
     assert len(frames) == 5 and payload["run"]
     # Steps are the linear latent preview at latent size; the finished picture is the VAE decode.
     strips = payload["columns"][0]["strips"][0]
-    assert strips["x0"].startswith("data:image/png;base64,") and strips["size"] == [SIZE, SIZE]
+    assert strips["x0"].startswith("data:image/webp;base64,") and strips["quant"] == 2 and strips["size"] == [SIZE, SIZE]
     assert Image.open(image).size == (2 * SIZE, 2 * SIZE)
     assert summary["conditioning"]["tokens"] == ["a", "red", "cat"] and "VAE" in status
     assert "`red`" in cond

@@ -1,7 +1,8 @@
 """The compact frame format (ui/atlas.py): one PNG strip per panel, x_t derived from x0 and the noise.
 
-Round trip for every offline model and for the frame counts of Heun (2N-1) and PNDM (N+1): x0 and the
-noise come back pixel for pixel, x_t within one level (1/255) of the server's picture everywhere.
+Round trip for every offline model and for the frame counts of Heun (2N-1) and PNDM (N+1): for pixel
+models x0 and the noise come back pixel for pixel, x_t within one level (1/255) of the server's picture
+everywhere; latent previews (quantized, lossless WebP) within one level in all three panels.
 """
 
 import json
@@ -50,10 +51,31 @@ def test_round_trip_every_model_and_frame_count(name, sampler, steps, guidance, 
     assert sum(c["count"] for c in col["strips"]) == len(traj.frames) == len(col["frames"])
     got = atlas.decode_column(col["strips"], [f["alpha_bar"] for f in col["frames"]])
     want = _displays(traj.frames, model)
+    if name == "tiny-sd":  # latent previews travel quantized to every other level: within one, each panel
+        assert col["strips"][0]["x0"].startswith("data:image/webp;base64,")
+        for panel in ("x_t", "x0", "eps"):
+            diff = np.abs(got[panel].astype(int) - want[panel].astype(int))
+            assert diff.max() <= 1, f"{panel} off by {diff.max()} levels"
+            assert np.count_nonzero(diff) > 0  # quantized: odd values come back one level off
+        return
     np.testing.assert_array_equal(got["x0"], want["x0"])
     np.testing.assert_array_equal(got["eps"], want["eps"])
     diff = np.abs(got["x_t"].astype(int) - want["x_t"].astype(int))
     assert diff.max() <= 1, f"x_t off by {diff.max()} levels"
+
+
+def test_quantized_levels_round_trip_within_one_level_at_both_ends():
+    """Every value 0..255 through the latent previews' quantization: within one level, 0 and 255 exact."""
+    values = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
+    frames = np.concatenate([values, 255 - values])  # two frames: deltas in both directions
+    strips = {"size": [16, 16], "count": 2, "delta": True, "quant": atlas.LATENT_QUANT,
+              "x0": atlas.quantized_strip_uri(frames), "eps": atlas.quantized_strip_uri(frames),
+              "x_t": atlas.quantized_strip_uri(frames), "predict": {"offset": [0, 0, 0], "eps_scale": 1.0}}
+    got = atlas.decode_column(strips, [0.5, 0.5])
+    for panel in ("x_t", "x0", "eps"):
+        diff = np.abs(got[panel].astype(int) - frames.astype(int))
+        assert diff.max() == 1
+        assert got[panel][0, 0, 0, 0] == 0 and got[panel][0, 15, 15, 0] == 255 and got[panel][1, 0, 0, 0] == 255
 
 
 def test_fix_strip_corrects_what_the_prediction_misses(emoji_model_32):
@@ -108,18 +130,25 @@ def test_a_streamed_run_sends_its_chunks_once_and_the_finished_payload_reuses_th
     RESULTS.clear()
 
 
-def test_the_numpy_example_in_the_api_docs_runs(emoji_model_32):
-    """docs/API.md's 10 lines turn a /generate payload back into arrays: run them as written."""
+@pytest.mark.parametrize("which", ["pixels", "latent"])
+def test_the_numpy_example_in_the_api_docs_runs(which, emoji_model_32, tiny_sd):
+    """docs/API.md's 10 lines turn a /generate payload back into arrays: run them as written, for a pixel
+    model (x0 exact) and a latent one (quantized WebP previews: within one level)."""
     import re
     from pathlib import Path
 
+    from diffusion_viz.models.stable_diffusion import scheduler_for
+
     doc = (Path(__file__).resolve().parents[1] / "docs" / "API.md").read_text()
     code = next(block for block in re.findall(r"```python\n(.*?)```", doc, re.S) if "decode_column" in block)
-    traj = sample(emoji_model_32, SampleSettings(prompt="cat", steps=7))
-    player = to_value(logic.player_payload([logic.player_column(traj.frames, emoji_model_32)]))
+    model = emoji_model_32 if which == "pixels" else tiny_sd
+    settings = SampleSettings(prompt="cat", steps=7, schedule="cosine" if which == "pixels" else "scaled_linear")
+    traj = sample(model, settings, scheduler=None if which == "pixels" else scheduler_for(model, "ddim"))
+    player = to_value(logic.player_payload([logic.player_column(traj.frames, model)]))
     scope = {"player": player}
     exec(code, scope)  # noqa: S102 - our own documentation
-    want = _displays(traj.frames, emoji_model_32)
-    np.testing.assert_array_equal(scope["x0"], want["x0"])
-    np.testing.assert_array_equal(scope["x0_chunk"], want["x0"])
+    want = _displays(traj.frames, model)
+    tolerance = 0 if which == "pixels" else 1
+    for got in (scope["x0"], scope["x0_chunk"]):
+        assert np.abs(got.astype(int) - want["x0"].astype(int)).max() <= tolerance
     assert np.abs(scope["x_t"].astype(int) - want["x_t"].astype(int)).max() <= 1

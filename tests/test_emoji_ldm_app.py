@@ -114,7 +114,9 @@ def test_browser_emoji_ldm_controls_and_views(ldm_app):
     from pathlib import Path
 
     sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
-    _, url = ldm_app
+    from diffusion_viz.ui import atlas
+
+    client, url = ldm_app
     with sync_api.sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -140,6 +142,20 @@ def test_browser_emoji_ldm_controls_and_views(ldm_app):
         # step and would undo a seek made before it
         page.wait_for_function("window.dvPlayers['dv-player'].frames() === 25 && !window.dvPlayers['dv-player'].state.live",
                                timeout=30_000)
+        # the latent previews travel quantized in lossless WebP: the canvases show the reference decoder's
+        # values exactly (what the server sent: the same settings through the API, served from the cache)
+        seed = int(page.input_value("#dv-seed input[type=number]"))
+        sent, *_ = client.predict("a cat above a rocket on grass", 25, seed, 4.0, "dpmpp_2m", "scaled_linear",
+                                  "emoji-ldm", api_name="/generate")
+        col = json.loads(sent)["columns"][0]
+        assert col["strips"][0]["format"] == "webp" and col["strips"][0]["quant"] == 2
+        want = atlas.decode_column(col["strips"], [f["alpha_bar"] for f in col["frames"]])
+        for k in (0, 12, 24):
+            for panel in ("x_t", "x0", "eps"):
+                flat = page.evaluate(f"(() => {{ const p = window.dvPlayers['dv-player']; p.seek({k}); "
+                                     f"return p.pixels('{panel}', 0); }})()")
+                shown = np.asarray(flat, np.uint8).reshape(16, 16, 4)[..., :3]
+                np.testing.assert_array_equal(shown, want[panel][k], err_msg=f"{panel} at step {k}")
         page.evaluate("window.dvPlayers['dv-player'].seek(9)")
         page.click("#dv-sd-decode")
         page.wait_for_function("(document.querySelector('#dv-sd-caption')?.innerText || '').includes('Step 10 of 25')",

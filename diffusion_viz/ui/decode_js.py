@@ -6,7 +6,7 @@ number formatters (fmt, fmtSnr, fmtPct, tText) both show under the pictures.
 """
 
 DECODE_JS = r"""
-// ---- the strips (ui/atlas.py): one PNG per panel, frames stacked top to bottom; x_t derived ----------
+// ---- the strips (ui/atlas.py): one PNG (or lossless WebP) per panel, frames stacked top to bottom -----
 function readStrip(uri) {
   return new Promise((resolve, reject) => {
     const img = new Image();
@@ -40,12 +40,19 @@ function undoDeltas(data, n, px) {  // frame k = frame k-1 + delta k (mod 256), 
   }
   return data;
 }
+function dequantize(data, q) {  // level indices -> values: min(255, q * index); alpha stays 255
+  for (let j = 0; j < data.length; j += 4) {
+    data[j] = Math.min(255, q * data[j]); data[j + 1] = Math.min(255, q * data[j + 1]); data[j + 2] = Math.min(255, q * data[j + 2]);
+  }
+  return data;
+}
 async function decodeChunk(numbers, strips) {
   const derived = typeof strips.x_t !== 'string';
   const [x0, eps, third] = await Promise.all([readStrip(strips.x0), readStrip(strips.eps),
                                               readStrip(derived ? strips.x_t.fix : strips.x_t)]);
   const [h, w] = strips.size, n = strips.count, px = h * w, o = strips.predict.offset, k = strips.predict.eps_scale;
   if (strips.delta) { undoDeltas(x0, n, px); undoDeltas(eps, n, px); if (!derived) undoDeltas(third, n, px); }
+  if (strips.quant > 1) { for (const a of derived ? [x0, eps] : [x0, eps, third]) dequantize(a, strips.quant); }
   const fix = third;
   const out = [];
   for (let i = 0; i < n; i++) {

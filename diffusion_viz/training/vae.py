@@ -1,6 +1,10 @@
 """Stage 1 of emoji-ldm: train the VAE on generated scenes (resumable, with an EMA copy).
 
     diffusion-viz train-vae --out runs/vae [--minutes 30] [--plot vae_loss.png] [--export assets/emoji_ldm]
+    diffusion-viz train-vae --decoder-only --init assets/emoji_ldm --out runs/vae-dec ...   # sharpen the decoder
+
+``--decoder-only`` freezes the encoder: the latents stay exactly what they were, so a UNet trained on
+them (and the latent scaling factor) stays valid while the decoder learns to draw them more sharply.
 
 Each step renders a fresh batch of captioned scenes (``diffusion_viz.scenes``; seeded by the step, so a
 resumed run sees the same data it would have), encodes and decodes them, and minimises
@@ -40,6 +44,7 @@ class VAEConfig:
     save_every: int = 200
     seed: int = 0
     vae: dict | None = None  # None: models.emoji_ldm.VAE_CONFIG
+    decoder_only: bool = False  # freeze the encoder (and its quant_conv): the latents do not move
 
 
 def batch_at(step: int, cfg: VAEConfig) -> torch.Tensor:
@@ -53,8 +58,10 @@ def heldout_batch(n: int = 64) -> torch.Tensor:
     return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def loss_of(vae, x: torch.Tensor, kl_weight: float, step: int = 0) -> tuple[torch.Tensor, float, float]:
-    posterior = vae.encode(x).latent_dist
+def loss_of(vae, x: torch.Tensor, kl_weight: float, step: int = 0, decoder_only: bool = False
+            ) -> tuple[torch.Tensor, float, float]:
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not decoder_only):  # a frozen encoder: no graph
+        posterior = vae.encode(x).latent_dist
     x_hat = vae.decode(posterior.sample(generator=torch.Generator().manual_seed(step))).sample  # resumable
     rec = (x_hat - x).abs().mean()
     kl = posterior.kl().mean() / x[0].numel()
@@ -81,15 +88,19 @@ def train(out: Path, cfg: VAEConfig, max_steps: int | None = None, minutes: floa
     torch.manual_seed(cfg.seed)
     vae = build_vae(cfg.vae or VAE_CONFIG)
     ema = copy.deepcopy(vae).requires_grad_(False)
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    if cfg.decoder_only:
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    trained = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=0.0)
     step, warm_from = runs.start(out / "checkpoint.pt", vae, ema, opt,
                                  (lambda: load_exported(vae, Path(init))) if init is not None else None, log)
 
     def one_step(step: int) -> dict:
-        loss, rec, kl = loss_of(vae, batch_at(step, cfg), cfg.kl_weight, step)
+        loss, rec, kl = loss_of(vae, batch_at(step, cfg), cfg.kl_weight, step, cfg.decoder_only)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         return {"l1": rec, "loss": loss.item(), "kl": kl}
 
@@ -142,6 +153,8 @@ def export(run_dir: Path, out_dir: Path) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     runs.add_arguments(p, out="runs/vae", lr=VAEConfig.lr)
+    p.add_argument("--decoder-only", action="store_true",
+                   help="freeze the encoder: sharpen the decoder without moving the latents a UNet learned")
 
 
 def run(args) -> int:
@@ -149,7 +162,7 @@ def run(args) -> int:
     from .curves import plot_loss
 
     configure_torch_threads()
-    train(Path(args.out), VAEConfig(lr=args.lr), max_steps=args.steps, minutes=args.minutes,
+    train(Path(args.out), VAEConfig(lr=args.lr, decoder_only=args.decoder_only), max_steps=args.steps, minutes=args.minutes,
           init=Path(args.init) if args.init else None, progress=True)
     if args.plot:
         plot_loss(Path(args.out) / "loss.csv", Path(args.plot), "emoji-ldm VAE: L1 reconstruction error", "l1")

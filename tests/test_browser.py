@@ -636,3 +636,48 @@ def test_a_chunk_that_arrives_while_the_first_still_decodes_is_added_to_it(page)
     page.wait_for_function("window.dvPlayers['dv-player'].frames() === 12", timeout=10_000)
     expected = atlas.decode_column(first["strips"] + rest["strips"], [f.alpha_bar for f in frames])
     check_pixels(page, "dv-player", None, None, [0, 2, 3, 11], expected=expected)
+
+
+def test_a_step_the_user_went_back_to_stays_while_the_run_streams_in_and_finishes(page):
+    """Noticed: a run that streams (any Stable Diffusion on a CPU) moved the player to each new frame and,
+    when the finished payload came, to the last step: a teacher who had stepped back to step 1 was yanked
+    away. Now the player follows new frames only while the user is at the newest one."""
+    import json
+
+    from diffusion_viz.models.registry import get_model
+    from diffusion_viz.sampling import sample
+    from diffusion_viz.ui import logic
+
+    model = get_model("emoji-exact")
+    frames = sample(model, logic.make_settings("cat", 12, 0, 1.0, "ddim", "cosine")).frames
+    chunk = lambda part, mode: json.dumps(logic.player_payload([logic.player_column(part, model)], mode=mode, total=12))
+    full = json.dumps(logic.player_payload([logic.player_column(frames, model)], start="end", total=12))
+    load = "(v) => window.dvPlayers['dv-player'].load(v)"
+    idle = "() => window.dvPlayers['dv-player'].idle()"
+
+    page.evaluate(load, chunk(frames[:3], "reset"))
+    page.evaluate(idle)
+    assert player(page, "position()") == 2  # a new run: the player shows the newest frame
+    page.evaluate(load, chunk(frames[3:6], "append"))
+    page.evaluate(idle)
+    assert player(page, "position()") == 5  # ... and follows the frames as they come
+    page.focus("#dv-player .dv-slider")
+    page.keyboard.press("Home")  # the user goes back to step 1
+    assert player(page, "position()") == 0
+    page.evaluate(load, chunk(frames[6:9], "append"))
+    page.evaluate(idle)
+    assert player(page, "position()") == 0 and player(page, "frames()") == 9
+    page.evaluate(load, full)  # the finished run
+    page.evaluate(idle)
+    assert player(page, "frames()") == 12 and player(page, "position()") == 0
+    assert page.inner_text("#dv-player .dv-step") == "step 1 / 12"
+
+    page.evaluate(load, chunk(frames[:3], "reset"))  # the next run follows again
+    page.evaluate(idle)
+    page.keyboard.press("End")  # at the newest frame: new frames are followed
+    page.evaluate(load, chunk(frames[3:6], "append"))
+    page.evaluate(idle)
+    assert player(page, "position()") == 5
+    page.evaluate(load, full)
+    page.evaluate(idle)
+    assert player(page, "position()") == 11

@@ -77,7 +77,8 @@ const watched = window.__dvWatched = window.__dvWatched || new WeakSet();
 const prev = reg[id];
 const S = prev ? prev.state :
   {cols: [], panels: ['x_t', 'x0', 'eps'], total: 0, pos: 0, timer: null, lat: [], paint: [], live: false, open: false, inits: 0,
-   run: '', shown: [], gen: 0, chain: Promise.resolve(), stopped: false, pendingShow: null};
+   run: '', shown: [], gen: 0, chain: Promise.resolve(), stopped: false, pendingShow: null,
+   follow: true};  // follow: show each new frame as it arrives (false once the user steps away from the newest)
 if (S.timer) { clearInterval(S.timer); S.timer = null; }
 S.inits += 1;
 const TITLES = __TITLES__;
@@ -208,7 +209,9 @@ function play() {
   if (S.pos >= maxLen() - 1) show(0);
   const fps = Number(q('.dv-speed').value) || 8;
   setPlay(true);
-  S.timer = setInterval(() => { if (S.pos >= maxLen() - 1) { stop(); return; } show(S.pos + 1); }, 1000 / fps);
+  S.follow = false;  // playing through a run that still streams: new frames do not interrupt it
+  S.timer = setInterval(() => { if (S.pos >= maxLen() - 1) { S.follow = true; stop(); return; } show(S.pos + 1); },
+                        1000 / fps);
 }
 function load(raw) {
   if (!raw) { stop(); S.gen += 1; S.open = false; S.cols = []; build(); return; }
@@ -219,8 +222,11 @@ function load(raw) {
   // chunk can arrive while the first is still decoding, and must be added to it, not start a new run
   // (that lost the run's first frames: "step 1" showed the second x_t).
   const append = d.mode === 'append' && S.open;
+  // the finished payload of the run that was streaming: the user may have stepped back to look at a step
+  const finishing = d.mode === 'full' && S.open;
   if (!append) {  // a new run (or the whole run at once): earlier chunks still decoding are dropped
     S.gen += 1; S.stopped = false; S.chain = Promise.resolve();
+    if (!finishing) S.follow = true;
   }
   S.open = d.mode !== 'full';
   const gen = S.gen;
@@ -229,6 +235,7 @@ function load(raw) {
   S.chain = S.chain.then(async () => {
     const decoded = await Promise.all(d.columns.map(c => decodeColumn(c.frames, c.strips || [])));
     if (gen !== S.gen) return;
+    const kept = finishing && !S.follow ? stepAt(S.pos) : null;  // the step the user is looking at
     if (append) {
       decoded.forEach((frames, i) => { if (S.cols[i]) S.cols[i].frames.push(...frames); });
     } else {
@@ -243,17 +250,28 @@ function load(raw) {
     S.live = d.mode !== 'full';
     const seek = window.__dvSeek && window.__dvSeek[id];  // a link asked for this step of the run
     if (!S.live && seek !== undefined) delete window.__dvSeek[id];
-    show(S.live ? maxLen() - 1 : (seek !== undefined ? seek : (d.start === 'end' ? maxLen() - 1 : 0)));
+    show(S.live ? (S.follow ? maxLen() - 1 : S.pos)
+         : (seek !== undefined ? seek : (kept !== null ? posOf(kept) : (d.start === 'end' ? maxLen() - 1 : 0))));
     // a new run's first picture: note when the browser is about to paint it (for the benchmark)
     if (!append && maxLen() > 0) requestAnimationFrame(() => S.shown.push(performance.now()));
   }).catch((e) => console.error('diffusion-viz player:', e));
 }
-q('.dv-slider').addEventListener('input', (e) => { stop(); show(Number(e.target.value)); });
+// The user's own moves: while a run streams in, stepping back stops the view from following new frames;
+// stepping to the newest frame follows them again.
+function userShow(pos) { show(pos); S.follow = S.pos >= maxLen() - 1; }
+function stepAt(pos) { const c = S.cols[0], f = c && c.frames[Math.min(pos, c.frames.length - 1)];
+                       return f && f.index !== undefined ? f.index : pos; }
+function posOf(step) {  // the last frame at or before a step (a finished run may be thinned)
+  const c = S.cols[0]; if (!c) return 0;
+  let k = 0; c.frames.forEach((f, i) => { if ((f.index !== undefined ? f.index : i) <= step) k = i; });
+  return k;
+}
+q('.dv-slider').addEventListener('input', (e) => { stop(); userShow(Number(e.target.value)); });
 root.addEventListener('click', (e) => {
   const b = e.target.closest('button[data-act]'); if (!b) return;
   const act = b.dataset.act;
   if (act === 'play') play();
-  else { stop(); show(S.pos + (act === 'fwd' ? 1 : -1)); }
+  else { stop(); userShow(S.pos + (act === 'fwd' ? 1 : -1)); }
 });
 q('.dv-speed').addEventListener('change', () => { if (S.timer) { stop(); play(); } });
 // Keyboard, anywhere in the player: space plays/pauses, arrows step, Home/End jump to the ends.
@@ -265,7 +283,7 @@ root.addEventListener('keydown', (e) => {
   e.preventDefault();
   if (k === 'play') { play(); return; }
   stop();
-  show(k === 'home' ? 0 : k === 'end' ? L - 1 : S.pos + k);
+  userShow(k === 'home' ? 0 : k === 'end' ? L - 1 : S.pos + k);
 });
 // The picture a panel shows, as 0..255 RGBA values (for the browser tests: what is on screen).
 function pixels(panel, col) {

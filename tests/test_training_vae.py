@@ -73,3 +73,19 @@ def test_decoder_only_keeps_the_latents_and_teaches_the_decoder(tmp_path):
     held = tv.heldout_batch(16)
     assert tv.psnr(tuned, held) > tv.psnr(start, held) + 0.05  # the decoder draws the same latents better (9.35 -> 9.46 dB)
     assert before["config"]["decoder_only"] is False and after["config"]["decoder_only"] is True
+
+
+def test_the_optional_squared_error_is_added_to_the_loss():
+    """--mse-weight w: loss = L1 + KL term + w x MSE, the MSE of the same reconstruction (same seed)."""
+    from diffusion_viz.models.emoji_ldm import build_vae
+
+    torch.manual_seed(0)
+    vae = build_vae(TINY)
+    x = tv.batch_at(0, tv.VAEConfig(batch=2))
+    plain, rec, _ = tv.loss_of(vae, x, 1e-6, step=3)
+    posterior = vae.encode(x).latent_dist
+    x_hat = vae.decode(posterior.sample(generator=torch.Generator().manual_seed(3))).sample
+    mse = float(((x_hat - x) ** 2).mean())
+    weighted, rec2, _ = tv.loss_of(vae, x, 1e-6, step=3, mse_weight=2.0)
+    assert rec2 == rec and mse > 0
+    assert abs(float(weighted) - (float(plain) + 2.0 * mse)) < 1e-5

@@ -9,9 +9,10 @@ them (and the latent scaling factor) stays valid while the decoder learns to dra
 Each step renders a fresh batch of captioned scenes (``diffusion_viz.scenes``; seeded by the step, so a
 resumed run sees the same data it would have), encodes and decodes them, and minimises
 
-    L1(x, x_hat) + kl_weight * KL(q(z|x) || N(0, I))
+    L1(x, x_hat) + kl_weight * KL(q(z|x) || N(0, I))  [+ mse_weight * MSE(x, x_hat)]
 
 as SD's VAE does (without its perceptual and adversarial terms: the pictures are 64x64 flat emoji).
+The optional squared error is what PSNR measures; the shipped decoder's last phase used it.
 Checkpoints, resuming and the EMA: ``training.runs``. ``export`` writes the
 EMA or the raw weights, whichever reconstructs held-out scenes better, as float16 safetensors with the
 measured latent scaling factor and reconstruction PSNR.
@@ -45,6 +46,7 @@ class VAEConfig:
     seed: int = 0
     vae: dict | None = None  # None: models.emoji_ldm.VAE_CONFIG
     decoder_only: bool = False  # freeze the encoder (and its quant_conv): the latents do not move
+    mse_weight: float = 0.0  # + this x the mean squared error: what PSNR measures (L1 alone: its median)
 
 
 def batch_at(step: int, cfg: VAEConfig) -> torch.Tensor:
@@ -58,14 +60,17 @@ def heldout_batch(n: int = 64) -> torch.Tensor:
     return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def loss_of(vae, x: torch.Tensor, kl_weight: float, step: int = 0, decoder_only: bool = False
-            ) -> tuple[torch.Tensor, float, float]:
+def loss_of(vae, x: torch.Tensor, kl_weight: float, step: int = 0, decoder_only: bool = False,
+            mse_weight: float = 0.0) -> tuple[torch.Tensor, float, float]:
     with torch.set_grad_enabled(torch.is_grad_enabled() and not decoder_only):  # a frozen encoder: no graph
         posterior = vae.encode(x).latent_dist
     x_hat = vae.decode(posterior.sample(generator=torch.Generator().manual_seed(step))).sample  # resumable
     rec = (x_hat - x).abs().mean()
     kl = posterior.kl().mean() / x[0].numel()
-    return rec + kl_weight * kl * x[0].numel(), rec.item(), kl.item()
+    loss = rec + kl_weight * kl * x[0].numel()
+    if mse_weight:
+        loss = loss + mse_weight * ((x_hat - x) ** 2).mean()
+    return loss, rec.item(), kl.item()
 
 
 @torch.no_grad()
@@ -97,7 +102,7 @@ def train(out: Path, cfg: VAEConfig, max_steps: int | None = None, minutes: floa
                                  (lambda: load_exported(vae, Path(init))) if init is not None else None, log)
 
     def one_step(step: int) -> dict:
-        loss, rec, kl = loss_of(vae, batch_at(step, cfg), cfg.kl_weight, step, cfg.decoder_only)
+        loss, rec, kl = loss_of(vae, batch_at(step, cfg), cfg.kl_weight, step, cfg.decoder_only, cfg.mse_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
@@ -155,6 +160,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     runs.add_arguments(p, out="runs/vae", lr=VAEConfig.lr)
     p.add_argument("--decoder-only", action="store_true",
                    help="freeze the encoder: sharpen the decoder without moving the latents a UNet learned")
+    p.add_argument("--mse-weight", type=float, default=VAEConfig.mse_weight,
+                   help="add this x the mean squared error to the L1 loss (PSNR measures the squared error)")
 
 
 def run(args) -> int:
@@ -162,7 +169,7 @@ def run(args) -> int:
     from .curves import plot_loss
 
     configure_torch_threads()
-    train(Path(args.out), VAEConfig(lr=args.lr, decoder_only=args.decoder_only), max_steps=args.steps, minutes=args.minutes,
+    train(Path(args.out), VAEConfig(lr=args.lr, decoder_only=args.decoder_only, mse_weight=args.mse_weight), max_steps=args.steps, minutes=args.minutes,
           init=Path(args.init) if args.init else None, progress=True)
     if args.plot:
         plot_loss(Path(args.out) / "loss.csv", Path(args.plot), "emoji-ldm VAE: L1 reconstruction error", "l1")

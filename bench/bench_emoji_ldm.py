@@ -7,9 +7,10 @@ DPM-Solver++ steps and classifier-free guidance, read back by the adherence scor
     held-out pairs (never seen together) goal: >= 50 %
     not a copy: nearest of N training scenes further than the app's copy line (RMS 0.1 in [-1, 1]) >= 95 %
     speed: 25 DPM-Solver++ steps with CFG + the VAE decode of every captured x0, warm  goal <= 1.5 s
+    VAE: reconstruction PSNR on the 64 held-out scenes of the model card           goal >= 26 dB
 
 Usage: python bench/bench_emoji_ldm.py [--n 200] [--model-dir assets/emoji_ldm] [--grid samples.png]
-       [--json figures.json]
+       [--vae-grid vae.png] [--json figures.json]
 """
 
 from __future__ import annotations
@@ -89,6 +90,25 @@ def speed(model, guidance: float, repeats: int) -> dict[str, float]:
     return {mode: statistics.median(t) for mode, t in times.items()}
 
 
+def vae_figures(model, path: Path | None = None, shown: int = 8) -> float:
+    """PSNR (dB) of the shipped VAE on the held-out scenes its model card reports (training.vae's); with
+    ``path``, a picture: ``shown`` originals on top, their reconstructions below (4x, nearest neighbour)."""
+    from PIL import Image
+
+    from diffusion_viz.training.vae import heldout_batch, psnr
+
+    vae = model.pipe.vae
+    x = heldout_batch().to(vae.dtype)
+    db = psnr(vae, x)
+    if path is not None:
+        with torch.no_grad():
+            x_hat = vae.decode(vae.encode(x[:shown]).latent_dist.mean).sample.clamp(-1, 1)
+        rows = [((t.permute(0, 2, 3, 1).float().numpy() + 1) * 127.5).round().astype(np.uint8) for t in (x[:shown], x_hat)]
+        sheet = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
+        Image.fromarray(sheet).resize((sheet.shape[1] * 4, sheet.shape[0] * 4), Image.NEAREST).save(path)
+    return db
+
+
 def grid(samples: dict[str, np.ndarray], captions: dict[str, list[str]], path: Path, per_group: int = 8) -> None:
     """A sample grid: one row per group, the caption under each picture (4x, nearest neighbour)."""
     from PIL import Image, ImageDraw
@@ -115,6 +135,7 @@ def main() -> None:
     parser.add_argument("--train-scenes", type=int, default=4096, help="training scenes searched for copies")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--grid", default=None, help="write a sample grid PNG here")
+    parser.add_argument("--vae-grid", default=None, help="write held-out scenes and their VAE round trips here")
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
     configure_torch_threads()
@@ -123,6 +144,9 @@ def main() -> None:
     print(f"emoji-ldm from {args.model_dir or model_dir()}: {args.steps} DPM-Solver++ steps, guidance {guidance}, "
           f"{args.n} captions per group, {torch.get_num_threads()} threads")
     figures, all_samples, samples, captions = {}, [], {}, {}
+    figures["VAE PSNR, held-out scenes (dB)"] = vae_figures(model, Path(args.vae_grid) if args.vae_grid else None)
+    print(f"  VAE round trip on 64 held-out scenes: {figures['VAE PSNR, held-out scenes (dB)']:.2f} dB (goal >= 26)"
+          + (f"; wrote {args.vae_grid}" if args.vae_grid else ""))
     for i, (name, group) in enumerate(groups(args.n).items()):
         start = time.perf_counter()
         caps = [s.caption for s in group]

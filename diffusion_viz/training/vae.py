@@ -55,8 +55,10 @@ def batch_at(step: int, cfg: VAEConfig) -> torch.Tensor:
     return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def heldout_batch(n: int = 64) -> torch.Tensor:
-    pictures = np.stack([render(s) for s in scenes(n, seed=987_654, split="heldout")])
+def heldout_batch(n: int = 64, seed: int = 987_654) -> torch.Tensor:
+    """Scenes of the held-out pairs (never in training). The default 64 pick the exported weights (EMA or
+    raw) and give the model card's PSNR; another seed gives scenes that chose nothing."""
+    pictures = np.stack([render(s) for s in scenes(n, seed=seed, split="heldout")])
     return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 

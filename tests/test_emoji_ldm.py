@@ -83,7 +83,7 @@ def test_the_shipped_vae_reconstructs_fixed_scenes_and_its_latents_have_unit_var
         back = vae.decode(z).sample.clamp(-1, 1)
     mse = float(((back - x) ** 2).mean())
     psnr = 10 * np.log10(4 / mse)
-    assert psnr >= 22.0, psnr  # 24.9 dB on the 64 held-out scenes of the export
+    assert psnr >= 26.0, psnr  # 28.0 dB here; 27.8 dB on the 64 held-out scenes of the export (goal 26 dB)
     # the stored factor gives the latents unit variance (within 10 %) on scenes it was not measured on
     assert float((z * info["scaling_factor"]).std()) == pytest.approx(1.0, rel=0.1)
 

@@ -85,7 +85,7 @@ def test_the_optional_squared_error_is_added_to_the_loss():
     plain, rec, _ = tv.loss_of(vae, x, 1e-6, step=3)
     posterior = vae.encode(x).latent_dist
     x_hat = vae.decode(posterior.sample(generator=torch.Generator().manual_seed(3))).sample
-    mse = float(((x_hat - x) ** 2).mean())
+    mse = float(((x_hat - x) ** 2).mean().detach())
     weighted, rec2, _ = tv.loss_of(vae, x, 1e-6, step=3, mse_weight=2.0)
     assert rec2 == rec and mse > 0
-    assert abs(float(weighted) - (float(plain) + 2.0 * mse)) < 1e-5
+    assert abs(weighted.item() - (plain.item() + 2.0 * mse)) < 1e-5

@@ -25,11 +25,11 @@ SHEET_CELL, SHEET_LABEL_H, SHEET_ROW_LABEL_W = 128, 40, 70
 
 
 def image_to_rgb(x: np.ndarray) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8; a stack (n, 3, H, W) -> (n, H, W, 3) in one call."""
     x = np.asarray(x)
-    if x.ndim != 3 or x.shape[0] != 3:
-        raise InvalidInputError(f"Expected a (3, H, W) image, got shape {x.shape}.")
-    return to_pixels(x.transpose(1, 2, 0))
+    if x.ndim not in (3, 4) or x.shape[-3] != 3:
+        raise InvalidInputError(f"Expected a (3, H, W) image or a stack of them, got shape {x.shape}.")
+    return to_pixels(np.moveaxis(x, -3, -1))
 
 
 def noise_to_rgb(eps: np.ndarray) -> np.ndarray:

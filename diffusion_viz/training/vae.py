@@ -62,9 +62,10 @@ def heldout_batch(n: int = 64, seed: int = 987_654) -> torch.Tensor:
     return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def loss_of(vae, x: torch.Tensor, kl_weight: float, step: int = 0, decoder_only: bool = False,
-            mse_weight: float = 0.0) -> tuple[torch.Tensor, float, float]:
-    with torch.set_grad_enabled(torch.is_grad_enabled() and not decoder_only):  # a frozen encoder: no graph
+def loss_of(vae, x: torch.Tensor, kl_weight: float, step: int = 0, mse_weight: float = 0.0
+            ) -> tuple[torch.Tensor, float, float]:
+    frozen = not any(p.requires_grad for p in vae.encoder.parameters())  # --decoder-only
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):  # a frozen encoder: no graph
         posterior = vae.encode(x).latent_dist
     x_hat = vae.decode(posterior.sample(generator=torch.Generator().manual_seed(step))).sample  # resumable
     rec = (x_hat - x).abs().mean()
@@ -104,7 +105,7 @@ def train(out: Path, cfg: VAEConfig, max_steps: int | None = None, minutes: floa
                                  (lambda: load_exported(vae, Path(init))) if init is not None else None, log)
 
     def one_step(step: int) -> dict:
-        loss, rec, kl = loss_of(vae, batch_at(step, cfg), cfg.kl_weight, step, cfg.decoder_only, cfg.mse_weight)
+        loss, rec, kl = loss_of(vae, batch_at(step, cfg), cfg.kl_weight, step, cfg.mse_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
@@ -171,7 +172,8 @@ def run(args) -> int:
     from .curves import plot_loss
 
     configure_torch_threads()
-    train(Path(args.out), VAEConfig(lr=args.lr, decoder_only=args.decoder_only, mse_weight=args.mse_weight), max_steps=args.steps, minutes=args.minutes,
+    cfg = VAEConfig(lr=args.lr, decoder_only=args.decoder_only, mse_weight=args.mse_weight)
+    train(Path(args.out), cfg, max_steps=args.steps, minutes=args.minutes,
           init=Path(args.init) if args.init else None, progress=True)
     if args.plot:
         plot_loss(Path(args.out) / "loss.csv", Path(args.plot), "emoji-ldm VAE: L1 reconstruction error", "l1")

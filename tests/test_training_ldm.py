@@ -58,9 +58,9 @@ def test_the_loss_is_the_noise_prediction_error_of_sd_schedule(vae_dir):
         torch.nn.init.zeros_(p)
     vae, scaling = tl.load_vae(vae_dir)
     x, captions = tl.batch_at(0, _cfg(vae_dir, batch=32))
-    loss, mse = tl.loss_of(unet, vae, scaling, emoji_ldm.text_parts(), x, captions, 0,
+    loss, row = tl.loss_of(unet, vae, scaling, emoji_ldm.text_parts(), x, captions, 0,
                            DDPMScheduler.from_config(emoji_ldm.SCHEDULER_CONFIG))
-    assert loss.item() == pytest.approx(1.0, abs=0.1) and mse == pytest.approx(loss.item())
+    assert loss.item() == pytest.approx(1.0, abs=0.1) and row == {"loss": pytest.approx(loss.item())}
 
 
 def test_min_snr_weights_each_sample_by_min_snr_gamma_over_snr(vae_dir):
@@ -73,8 +73,9 @@ def test_min_snr_weights_each_sample_by_min_snr_gamma_over_snr(vae_dir):
     x, captions = tl.batch_at(3, _cfg(vae_dir, batch=8))
     sched = DDPMScheduler.from_config(emoji_ldm.SCHEDULER_CONFIG)
     text = emoji_ldm.text_parts()
-    weighted, mse = tl.loss_of(unet, vae, scaling, text, x, captions, 3, sched, snr_gamma=5.0)
-    plain, mse_plain = tl.loss_of(unet, vae, scaling, text, x, captions, 3, sched)
+    weighted, row = tl.loss_of(unet, vae, scaling, text, x, captions, 3, sched, snr_gamma=5.0)
+    plain, row_plain = tl.loss_of(unet, vae, scaling, text, x, captions, 3, sched)
+    mse, mse_plain = row["loss"], row_plain["loss"]
     # the same draws as loss_of, in the same order
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():

@@ -13,6 +13,10 @@ A share ``p_uncond`` of captions is replaced by the empty prompt, so the same ne
 without a prompt: classifier-free guidance needs both. The text is MiniLM's token vectors, encoded
 exactly as the pipeline encodes a prompt at sampling time (``models.emoji_ldm.encode_prompts``).
 
+With ``--teacher FOLDER --layers-per-block 1`` the same loop distils a smaller, faster UNet from an
+exported one (``training.distill``): the student starts from the teacher's kept blocks and also learns
+the teacher's prediction for each noisy latent.
+
 Checkpoints, resuming and the EMA: ``training.runs``; the export also fits the cheap latent -> RGB
 preview (4x3 matrix + offset) on this VAE's latents and writes everything the loader needs to ldm.json.
 """
@@ -48,6 +52,8 @@ class LDMConfig:
     seed: int = 0
     vae_dir: str = str(ASSET_DIR)  # the frozen, exported VAE
     unet: dict | None = None  # None: models.emoji_ldm.UNET_CONFIG
+    teacher: str | None = None  # an exported folder: distil a smaller UNet from it (training.distill)
+    kd_weight: float = 1.0  # weight of the distance to the teacher's prediction
 
 
 def load_vae(folder: str | Path):
@@ -70,11 +76,15 @@ def batch_at(step: int, cfg: LDMConfig) -> tuple[torch.Tensor, list[str]]:
 
 
 def loss_of(unet, vae, scaling: float, text, x: torch.Tensor, captions: list[str], step: int,
-            noise_scheduler, snr_gamma: float | None = None) -> tuple[torch.Tensor, float]:
-    """(the loss to minimise, the plain noise MSE). With ``snr_gamma`` each sample's error is weighted by
-    min(SNR_t, gamma) / SNR_t (Min-SNR, Hang et al. 2023, as diffusers' training scripts do): the nearly
-    clean timesteps, where predicting the noise is easy and teaches little about layout and objects, count
-    less. The plain MSE is logged either way, so the loss curve means the same before and after."""
+            noise_scheduler, snr_gamma: float | None = None, teacher=None,
+            kd_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """(the loss to minimise, the step's loss row). The row's ``loss`` is the plain noise MSE either way, so
+    the loss curve means the same with or without weighting and distillation; with a ``teacher`` the row
+    also has ``kd``, the MSE to the teacher's prediction (``training.distill``).
+
+    With ``snr_gamma`` each sample's loss is weighted by min(SNR_t, gamma) / SNR_t (Min-SNR, Hang et al.
+    2023, as diffusers' training scripts do): the nearly clean timesteps, where predicting the noise is
+    easy and teaches little about layout and objects, count less."""
     g = torch.Generator().manual_seed(step)
     with torch.no_grad():
         z0 = vae.encode(x).latent_dist.sample(generator=g) * scaling
@@ -82,14 +92,21 @@ def loss_of(unet, vae, scaling: float, text, x: torch.Tensor, captions: list[str
     noise = torch.randn(z0.shape, generator=g)
     t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=g)
     z_t = noise_scheduler.add_noise(z0, noise, t)
-    per_sample = F.mse_loss(unet(z_t, t, encoder_hidden_states=context).sample, noise, reduction="none").mean(dim=(1, 2, 3))
-    plain = per_sample.mean()
+    if teacher is None:
+        per_sample = F.mse_loss(unet(z_t, t, encoder_hidden_states=context).sample, noise,
+                                reduction="none").mean(dim=(1, 2, 3))
+        row = {"loss": per_sample.mean().item()}
+    else:
+        from .distill import distill_loss
+
+        per_sample, task, kd = distill_loss(unet, teacher, z_t, t, context, noise, kd_weight)
+        row = {"loss": task.mean().item(), "kd": kd.mean().item()}
     if snr_gamma is None:
-        return plain, plain.item()
+        return per_sample.mean(), row
     from diffusers.training_utils import compute_snr
 
     snr = compute_snr(noise_scheduler, t)
-    return (per_sample * snr.clamp(max=snr_gamma) / snr).mean(), plain.item()
+    return (per_sample * snr.clamp(max=snr_gamma) / snr).mean(), row
 
 
 def train(out: Path, cfg: LDMConfig, max_steps: int | None = None, minutes: float | None = None,
@@ -108,24 +125,42 @@ def train(out: Path, cfg: LDMConfig, max_steps: int | None = None, minutes: floa
     unet = build_unet(cfg.unet or UNET_CONFIG)
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
-    step, warm_from = runs.start(out / "checkpoint.pt", unet, ema, opt,
-                                 (lambda: load_exported_unet(unet, Path(init))) if init is not None else None, log)
+    teacher = load_teacher(Path(cfg.teacher)) if cfg.teacher else None
+    if init is not None:
+        warm_start = lambda: load_exported_unet(unet, Path(init))  # noqa: E731
+    elif teacher is not None:  # a fresh student starts from the teacher's kept blocks, at step 0
+        from .distill import student_from_teacher
+
+        warm_start = lambda: (student_from_teacher(unet, teacher), 0)[1]  # noqa: E731
+    else:
+        warm_start = None
+    step, warm_from = runs.start(out / "checkpoint.pt", unet, ema, opt, warm_start, log)
     vae, scaling = load_vae(cfg.vae_dir)
     text = text_parts()
     noise_scheduler = DDPMScheduler.from_config(SCHEDULER_CONFIG)
 
     def one_step(step: int) -> dict:
         x, captions = batch_at(step, cfg)
-        loss, mse = loss_of(unet, vae, scaling, text, x, captions, step, noise_scheduler, cfg.snr_gamma)
+        loss, row = loss_of(unet, vae, scaling, text, x, captions, step, noise_scheduler, cfg.snr_gamma,
+                            teacher, cfg.kd_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
-        return {"loss": mse}
+        return row
 
     return runs.run_steps(out, one_step, model=unet, ema=ema, opt=opt, step=step, warm_from=warm_from, cfg=cfg,
                           state=lambda k: _state(unet, ema, opt, k, cfg, warm_from), max_steps=max_steps,
-                          minutes=minutes, columns=["loss"], desc="emoji-ldm UNet", progress=progress, log=log)
+                          minutes=minutes, columns=["loss", "kd"] if teacher is not None else ["loss"],
+                          desc="emoji-ldm UNet" + (" (distilled)" if teacher is not None else ""),
+                          progress=progress, log=log)
+
+
+def load_teacher(folder: Path):
+    """An exported UNet (``unet.safetensors`` + ``ldm.json``), frozen, float32: the one a student learns from."""
+    teacher = build_unet(runs.read_json(Path(folder) / "ldm.json")["unet_config"])
+    runs.load_weights(teacher, Path(folder) / "unet.safetensors")
+    return teacher.eval().requires_grad_(False)
 
 
 def load_exported_unet(unet, folder: Path) -> int:
@@ -178,6 +213,31 @@ def export(run_dir: Path, out_dir: Path) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     runs.add_arguments(p, out="runs/ldm", lr=LDMConfig.lr)
     p.add_argument("--snr-gamma", type=float, default=None, help="Min-SNR loss weighting (e.g. 5)")
+    p.add_argument("--teacher", default=None,
+                   help="an exported folder: distil a smaller UNet from its UNet (block removal, training.distill)")
+    p.add_argument("--layers-per-block", type=int, default=None,
+                   help="the student's resnet + attention pairs per down block (the teacher's config otherwise)")
+    p.add_argument("--kd-weight", type=float, default=LDMConfig.kd_weight,
+                   help="weight of the distance to the teacher's prediction")
+
+
+def config_from(args) -> LDMConfig:
+    """The run's config from the command line. A run folder that holds a checkpoint keeps the UNet
+    architecture and teacher it was started with (a resumed run cannot change its network)."""
+    ckpt = Path(args.out) / "checkpoint.pt"
+    if ckpt.exists():
+        stored = torch.load(ckpt, weights_only=False)["config"]
+        unet, teacher = stored.get("unet"), stored.get("teacher")
+    elif args.teacher:
+        from .distill import pruned_config
+
+        teacher = str(args.teacher)
+        config = runs.read_json(Path(teacher) / "ldm.json")["unet_config"]
+        unet = pruned_config(config, args.layers_per_block or config.get("layers_per_block", 2))
+    else:
+        teacher = None
+        unet = dict(UNET_CONFIG, layers_per_block=args.layers_per_block) if args.layers_per_block else None
+    return LDMConfig(lr=args.lr, snr_gamma=args.snr_gamma, unet=unet, teacher=teacher, kd_weight=args.kd_weight)
 
 
 def run(args) -> int:
@@ -185,7 +245,7 @@ def run(args) -> int:
     from .curves import plot_loss
 
     configure_torch_threads()
-    train(Path(args.out), LDMConfig(lr=args.lr, snr_gamma=args.snr_gamma), max_steps=args.steps, minutes=args.minutes,
+    train(Path(args.out), config_from(args), max_steps=args.steps, minutes=args.minutes,
           init=Path(args.init) if args.init else None, progress=True)
     if args.plot:
         plot_loss(Path(args.out) / "loss.csv", Path(args.plot), "emoji-ldm UNet: noise-prediction MSE")

@@ -142,8 +142,11 @@ def main() -> None:
     configure_torch_threads()
     model = load_emoji_ldm(str(args.model_dir or model_dir()))
     guidance = args.guidance if args.guidance is not None else model.defaults["guidance"]
+    unet = model.pipe.unet.config
     print(f"emoji-ldm from {args.model_dir or model_dir()}: {args.steps} DPM-Solver++ steps, guidance {guidance}, "
-          f"{args.n} captions per group, {torch.get_num_threads()} threads")
+          f"{args.n} captions per group, {torch.get_num_threads()} threads; UNet {unet.block_out_channels} channels, "
+          f"{unet.layers_per_block} layer(s) per block; pictures decoded in "
+          f"{'bfloat16' if model.display_vae is not None else 'float32'} (bfloat16 where this CPU computes it natively)")
     figures, all_samples, samples, captions = {}, [], {}, {}
     (figures["VAE PSNR, held-out scenes (dB)"],
      figures["VAE PSNR, 256 other held-out scenes (dB)"]) = vae_figures(model, Path(args.vae_grid) if args.vae_grid else None)

@@ -162,7 +162,7 @@ def load_emoji_ldm(folder: str | None = None):
     decoder in bfloat16 where the CPU computes it natively: twice as fast, within a few levels of 255)."""
     from ..runtime import native_bfloat16
     from .latent_preview import LatentRGB, register_family
-    from .stable_diffusion import StableDiffusionDenoiser, decode_in_bfloat16
+    from .stable_diffusion import StableDiffusionDenoiser
 
     folder = Path(folder) if folder else model_dir()
     try:
@@ -175,7 +175,8 @@ def load_emoji_ldm(folder: str | None = None):
     register_family(NAME, LatentRGB(tuple(map(tuple, preview["matrix"])), tuple(preview["offset"]),
                                            f"least-squares fit on this VAE's latents (RMS {preview['rms']:.3f})"))
     pipe = build_pipeline(vae, unet, card["scaling_factor"])
-    if native_bfloat16():
-        decode_in_bfloat16(pipe.vae)
     defaults = {"steps": 25, "guidance": card.get("guidance", 4.0), "scheduler": "dpmpp_2m"}
-    return StableDiffusionDenoiser(pipe, NAME, 64, 64, family=NAME, defaults=defaults)
+    model = StableDiffusionDenoiser(pipe, NAME, 64, 64, family=NAME, defaults=defaults)
+    if native_bfloat16():
+        model.use_bfloat16_decoder()
+    return model

@@ -55,10 +55,13 @@ class StableDiffusionDenoiser:
     """Wraps a loaded diffusers SD/SDXL pipeline; implements the Denoiser protocol plus views."""
 
     def __init__(self, pipe, name: str = "stable-diffusion", height: int | None = None,
-                 width: int | None = None, family: str | None = None, defaults: dict | None = None):
+                 width: int | None = None, family: str | None = None, defaults: dict | None = None,
+                 display_vae=None):
         import diffusers
 
         self.pipe, self.name = pipe, name
+        # None: pictures are decoded by pipe.vae itself; else by this copy of it (use_bfloat16_decoder)
+        self.display_vae = display_vae
         self.is_xl = isinstance(pipe, diffusers.StableDiffusionXLPipeline)
         self.family = family or ("sdxl" if self.is_xl else "sd1")
         scale = pipe.vae_scale_factor
@@ -76,7 +79,19 @@ class StableDiffusionDenoiser:
 
     def resized(self, height: int, width: int) -> "StableDiffusionDenoiser":
         """The same loaded model at another resolution (shares the weights)."""
-        return StableDiffusionDenoiser(self.pipe, self.name, height, width, self.family, self.defaults)
+        return StableDiffusionDenoiser(self.pipe, self.name, height, width, self.family, self.defaults,
+                                       self.display_vae)
+
+    def use_bfloat16_decoder(self) -> None:
+        """Decode pictures through a bfloat16 copy of the VAE; ``pipe.vae`` stays float32 for encoding and
+        every other use. On a CPU with native bfloat16 (``runtime.native_bfloat16``) the decode takes half
+        the time; bfloat16 keeps float32's range (no overflow, unlike float16), and emoji-ldm's pictures
+        stay within a few levels of 255 of the float32 decode (tests/test_emoji_ldm.py measures it)."""
+        import copy
+
+        display = copy.deepcopy(self.pipe.vae).eval().requires_grad_(False)
+        torch.nn.Module.to(display, torch.bfloat16)  # (diffusers' own .to() warns about keeping modules float32)
+        self.display_vae = display
 
     # ---- schedulers ----------------------------------------------------------------------------------
     def make_scheduler(self, name: str, karras: bool = False):
@@ -184,7 +199,7 @@ class StableDiffusionDenoiser:
     def _vae_decode(self, latents: np.ndarray) -> torch.Tensor:
         """(N, C, h, w) latents as the sampler made them -> the VAE's pictures, (N, 3, H, W) in [-1, 1]."""
         vae = self.pipe.vae
-        z = torch.as_tensor(latents).to(self.device, vae.dtype)  # the scaling in the encoder's dtype
+        z = torch.as_tensor(latents).to(self.device, vae.dtype)
         mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
         if mean is not None and std is not None:
             c = z.shape[1]
@@ -193,7 +208,8 @@ class StableDiffusionDenoiser:
             z = z * std / vae.config.scaling_factor + mean
         else:
             z = z / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
-        return vae.decode(z.to(vae.post_quant_conv.weight.dtype), return_dict=False)[0].to(vae.dtype)
+        decoder = vae if self.display_vae is None else self.display_vae
+        return decoder.decode(z.to(decoder.dtype), return_dict=False)[0].to(vae.dtype)
 
     @torch.no_grad()
     def encode_image(self, rgb) -> np.ndarray:
@@ -267,15 +283,6 @@ class StableDiffusionDenoiser:
 
 
 HIDDEN_TEXT = "This picture was hidden by the safety checker."
-
-
-def decode_in_bfloat16(vae) -> None:
-    """Run the VAE's decoder (post_quant_conv + decoder) in bfloat16, the encoder staying float32. On a CPU
-    with native bfloat16 (``runtime.native_bfloat16``) this halves the decode time; bfloat16 keeps float32's
-    range (no overflow, unlike float16), and emoji-ldm's pictures stay within a few levels of 255 of the
-    float32 decode (tests/test_emoji_ldm.py measures it)."""
-    vae.post_quant_conv.to(torch.bfloat16)
-    vae.decoder.to(torch.bfloat16)
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -22,8 +22,15 @@ def test_the_vae_maps_64_px_pictures_to_16x16x4_latents_and_back(nets):
     assert z.shape == (2, 4, 16, 16) and back.shape == x.shape
 
 
-def test_the_unet_attends_to_minilm_tokens_at_16_and_8_pixels(nets):
-    _, unet = nets
+def _unet_configs():
+    """The training's default UNet and the shipped one (a smaller student distilled from it: ldm.json)."""
+    shipped = ldm.ASSET_DIR / "ldm.json"
+    return [None] + ([ldm.read_card()["unet_config"]] if shipped.exists() else [])
+
+
+@pytest.mark.parametrize("config", _unet_configs(), ids=lambda c: "default" if c is None else "shipped")
+def test_the_unet_attends_to_minilm_tokens_at_16_and_8_pixels(config):
+    unet = ldm.build_unet(config)
     z = torch.randn(2, 4, 16, 16)
     tokens = torch.randn(2, 7, ldm.TEXT_DIM)
     with torch.no_grad():

@@ -18,21 +18,24 @@ def read_loss(csv_path: Path, column: str = "loss") -> tuple[np.ndarray, np.ndar
     return steps, np.array([by_step[s] for s in steps])
 
 
-def plot_loss(csv_path: Path, png_path: Path, title: str, column: str = "loss", window: int = 50) -> Path:
+def plot_loss(csv_path: Path, png_path: Path, title: str, column: str | list[str] = "loss", window: int = 50) -> Path:
+    """One curve per column (e.g. a distilled UNet's noise error "loss" and its distance to the teacher "kd")."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, values = read_loss(csv_path, column)
+    columns = [column] if isinstance(column, str) else list(column)
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
-    ax.plot(steps, values, color="#9bb7d4", linewidth=0.6, label="per step")
-    if len(values) >= window:
-        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1:], smooth, color="#1f4e8c", linewidth=1.8, label=f"mean of {window} steps")
+    for col, (faint, strong) in zip(columns, [("#9bb7d4", "#1f4e8c"), ("#f2b38a", "#b04a0c")]):
+        steps, values = read_loss(csv_path, col)
+        ax.plot(steps, values, color=faint, linewidth=0.6, label=f"{col}, per step")
+        if len(values) >= window:
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            ax.plot(steps[window - 1:], smooth, color=strong, linewidth=1.8, label=f"{col}, mean of {window} steps")
     ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel(column)
+    ax.set_ylabel(columns[0] if len(columns) == 1 else "mean squared error")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -248,7 +248,10 @@ def run(args) -> int:
     train(Path(args.out), config_from(args), max_steps=args.steps, minutes=args.minutes,
           init=Path(args.init) if args.init else None, progress=True)
     if args.plot:
-        plot_loss(Path(args.out) / "loss.csv", Path(args.plot), "emoji-ldm UNet: noise-prediction MSE")
+        csv_path = Path(args.out) / "loss.csv"
+        distilled = "kd" in csv_path.read_text().split("\n", 1)[0].split(",")
+        plot_loss(csv_path, Path(args.plot), "emoji-ldm UNet, distilled: noise MSE (loss), MSE to the teacher (kd)"
+                  if distilled else "emoji-ldm UNet: noise-prediction MSE", ["loss", "kd"] if distilled else "loss")
     if args.export:
         card = export(Path(args.out), Path(args.export))
         print(json.dumps({k: card[k] for k in ("unet_step", "scaling_factor")} | {"preview_rms": card["preview"]["rms"]}))

@@ -129,3 +129,24 @@ def test_a_resumed_run_keeps_its_network_and_teacher(tmp_path, vae_dir, teacher_
     tl.train(tmp_path / "run", cfg, max_steps=1, log=lambda *_: None)
     resumed = tl.config_from(argparse.Namespace(**{**vars(args), "teacher": None, "layers_per_block": None}))
     assert resumed.unet == cfg.unet and resumed.teacher == str(teacher_dir)
+
+
+def test_a_distilled_runs_plot_draws_both_curves(tmp_path):
+    """--plot on a distilled run draws the noise error (blue) and the distance to the teacher (orange)."""
+    import numpy as np
+    from PIL import Image
+
+    from diffusion_viz.training.curves import plot_loss
+
+    rows = ["step,loss,kd"] + [f"{s},{0.2 + 0.1 / s:.4f},{0.01 + 0.2 / s:.4f}" for s in range(1, 121)]
+    (tmp_path / "loss.csv").write_text("\n".join(rows) + "\n")
+
+    def count(png, rgb):
+        pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
+        return int((np.abs(pixels - np.array(rgb)).sum(axis=2) < 30).sum())
+
+    both = plot_loss(tmp_path / "loss.csv", tmp_path / "both.png", "t", ["loss", "kd"])
+    one = plot_loss(tmp_path / "loss.csv", tmp_path / "one.png", "t")
+    blue, orange = (0x1F, 0x4E, 0x8C), (0xB0, 0x4A, 0x0C)
+    assert count(both, blue) > 200 and count(both, orange) > 200
+    assert count(one, blue) > 200 and count(one, orange) == 0

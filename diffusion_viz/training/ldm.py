@@ -128,10 +128,12 @@ def train(out: Path, cfg: LDMConfig, max_steps: int | None = None, minutes: floa
     teacher = load_teacher(Path(cfg.teacher)) if cfg.teacher else None
     if init is not None:
         warm_start = lambda: load_exported_unet(unet, Path(init))  # noqa: E731
-    elif teacher is not None:  # a fresh student starts from the teacher's kept blocks, at step 0
+    elif teacher is not None:
         from .distill import student_from_teacher
 
-        warm_start = lambda: (student_from_teacher(unet, teacher), 0)[1]  # noqa: E731
+        def warm_start() -> int:  # a fresh student starts from the teacher's kept blocks, at step 0
+            student_from_teacher(unet, teacher)
+            return 0
     else:
         warm_start = None
     step, warm_from = runs.start(out / "checkpoint.pt", unet, ema, opt, warm_start, log)
@@ -226,7 +228,7 @@ def config_from(args) -> LDMConfig:
     architecture and teacher it was started with (a resumed run cannot change its network)."""
     ckpt = Path(args.out) / "checkpoint.pt"
     if ckpt.exists():
-        stored = torch.load(ckpt, weights_only=False)["config"]
+        stored = torch.load(ckpt, weights_only=False, mmap=True)["config"]  # (mmap: the weights stay on disk)
         unet, teacher = stored.get("unet"), stored.get("teacher")
     elif args.teacher:
         from .distill import pruned_config
@@ -245,13 +247,15 @@ def run(args) -> int:
     from .curves import plot_loss
 
     configure_torch_threads()
-    train(Path(args.out), config_from(args), max_steps=args.steps, minutes=args.minutes,
+    cfg = config_from(args)
+    train(Path(args.out), cfg, max_steps=args.steps, minutes=args.minutes,
           init=Path(args.init) if args.init else None, progress=True)
     if args.plot:
-        csv_path = Path(args.out) / "loss.csv"
-        distilled = "kd" in csv_path.read_text().split("\n", 1)[0].split(",")
-        plot_loss(csv_path, Path(args.plot), "emoji-ldm UNet, distilled: noise MSE (loss), MSE to the teacher (kd)"
-                  if distilled else "emoji-ldm UNet: noise-prediction MSE", ["loss", "kd"] if distilled else "loss")
+        if cfg.teacher:
+            plot_loss(Path(args.out) / "loss.csv", Path(args.plot),
+                      "emoji-ldm UNet, distilled: noise MSE (loss), MSE to the teacher (kd)", ["loss", "kd"])
+        else:
+            plot_loss(Path(args.out) / "loss.csv", Path(args.plot), "emoji-ldm UNet: noise-prediction MSE")
     if args.export:
         card = export(Path(args.out), Path(args.export))
         print(json.dumps({k: card[k] for k in ("unet_step", "scaling_factor")} | {"preview_rms": card["preview"]["rms"]}))

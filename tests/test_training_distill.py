@@ -58,6 +58,48 @@ def test_the_student_starts_from_the_teachers_kept_blocks():
     assert sum(p.numel() for p in student.parameters()) < 0.8 * sum(p.numel() for p in teacher.parameters())
 
 
+
+def test_a_student_without_the_mid_block_keeps_everything_else_and_runs(tmp_path, vae_dir, teacher_dir):
+    """--no-mid-block (BK-SDM-Small): every other weight is the teacher's, the mid block's are the ones left
+    out, the up path reads the down path's last output directly, and the export loads as emoji-ldm."""
+    torch.manual_seed(2)
+    teacher = emoji_ldm.build_unet(TEACHER)
+    student = emoji_ldm.build_unet(distill.pruned_config(TEACHER, 2, mid_block=False))
+    assert student.mid_block is None
+    left_out = distill.student_from_teacher(student, teacher)
+    t_state = teacher.state_dict()
+    assert left_out == sorted(k for k in t_state if k.startswith("mid_block.")) and left_out
+    for key, value in student.state_dict().items():
+        assert torch.equal(value, t_state[key]), key
+    # not the teacher with its mid block skipped by accident: the outputs differ, and the student's equal
+    # the teacher's forward pass with the mid block replaced by the identity
+    z, t, c = torch.randn(2, 4, 8, 8), torch.tensor([10, 900]), torch.randn(2, 5, TEACHER["cross_attention_dim"])
+    with torch.no_grad():
+        s_out = student(z, t, encoder_hidden_states=c).sample
+        t_out = teacher(z, t, encoder_hidden_states=c).sample
+        teacher.mid_block = None
+        skipped = teacher(z, t, encoder_hidden_states=c).sample
+    assert not torch.allclose(s_out, t_out, atol=1e-4)
+    assert torch.allclose(s_out, skipped, atol=1e-6)
+    # from the command line, trained, resumed without the flag, exported and loaded
+    args = argparse.Namespace(out=str(tmp_path / "run"), lr=1e-4, snr_gamma=None, teacher=str(teacher_dir),
+                              layers_per_block=1, kd_weight=1.0, no_mid_block=True)
+    cfg = tl.config_from(args)
+    assert cfg.unet["mid_block_type"] is None and cfg.unet["layers_per_block"] == 1
+    cfg.batch, cfg.vae_dir = 2, str(vae_dir)
+    tl.train(tmp_path / "run", cfg, max_steps=1, log=lambda *_: None)
+    resumed = tl.config_from(argparse.Namespace(**{**vars(args), "teacher": None, "layers_per_block": None,
+                                                   "no_mid_block": False}))
+    assert resumed.unet == cfg.unet
+    card = tl.export(tmp_path / "run", tmp_path / "model")
+    assert card["unet_config"]["mid_block_type"] is None
+    emoji_ldm.load_emoji_ldm.cache_clear()
+    try:
+        model = emoji_ldm.load_emoji_ldm(str(tmp_path / "model"))
+        assert model.pipe.unet.mid_block is None
+    finally:
+        emoji_ldm.load_emoji_ldm.cache_clear()
+
 def test_a_student_the_teacher_cannot_fill_is_a_clear_error():
     with pytest.raises(ValueError, match="layers_per_block must be 1..2"):
         distill.pruned_config(TEACHER, 3)

@@ -6,7 +6,9 @@ Block removal + knowledge distillation, as BK-SDM did for Stable Diffusion (Kim 
 A Lightweight, Fast, and Cheap Version of Stable Diffusion"):
 
 1. The student is the teacher's architecture with fewer resnet + attention pairs per block (the
-   resolutions, channels and cross-attention at 16x16 and 8x8 stay).
+   resolutions, channels and cross-attention at 16x16 and 8x8 stay), and optionally without the
+   mid block (``--no-mid-block``: the up path then starts from the down path's last output, as
+   BK-SDM-Small does).
 2. It starts from the teacher's weights: each kept pair copies the teacher's pair at the same place
    (``student_from_teacher``). In an up block the last pair is kept, since it is the one that reads
    the down path's first skip (the conv_in features) and writes the block's output.
@@ -30,13 +32,14 @@ import torch.nn.functional as F
 _BLOCK_PAIR = re.compile(r"^(down_blocks|up_blocks)\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)$")
 
 
-def pruned_config(config: dict, layers_per_block: int) -> dict:
+def pruned_config(config: dict, layers_per_block: int, mid_block: bool = True) -> dict:
     """The teacher's UNet config with ``layers_per_block`` resnet + attention pairs per down block (one
-    more per up block, as diffusers builds them)."""
+    more per up block, as diffusers builds them); without its mid block if ``mid_block`` is False."""
     if not 1 <= layers_per_block <= int(config.get("layers_per_block", 2)):
         raise ValueError(f"layers_per_block must be 1..{config.get('layers_per_block', 2)} (the teacher's), "
                          f"not {layers_per_block}")
-    return dict(config, layers_per_block=int(layers_per_block))
+    return dict(config, layers_per_block=int(layers_per_block),
+                **({} if mid_block else {"mid_block_type": None}))
 
 
 def teacher_key(student_key: str, student_layers: int, teacher_layers: int) -> str:

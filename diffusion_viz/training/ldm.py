@@ -219,6 +219,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an exported folder: distil a smaller UNet from its UNet (block removal, training.distill)")
     p.add_argument("--layers-per-block", type=int, default=None,
                    help="the student's resnet + attention pairs per down block (the teacher's config otherwise)")
+    p.add_argument("--no-mid-block", action="store_true",
+                   help="with --teacher: the student has no mid block (BK-SDM-Small); the up path reads the down path")
     p.add_argument("--kd-weight", type=float, default=LDMConfig.kd_weight,
                    help="weight of the distance to the teacher's prediction")
 
@@ -235,7 +237,8 @@ def config_from(args) -> LDMConfig:
 
         teacher = str(args.teacher)
         config = runs.read_json(Path(teacher) / "ldm.json")["unet_config"]
-        unet = pruned_config(config, args.layers_per_block or config.get("layers_per_block", 2))
+        unet = pruned_config(config, args.layers_per_block or config.get("layers_per_block", 2),
+                             mid_block=not getattr(args, "no_mid_block", False))
     else:
         teacher = None
         unet = dict(UNET_CONFIG, layers_per_block=args.layers_per_block) if args.layers_per_block else None

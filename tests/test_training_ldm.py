@@ -101,7 +101,7 @@ def test_an_export_loads_as_a_stable_diffusion_model_with_every_view(tmp_path, v
     tl.train(tmp_path / "run", _cfg(vae_dir), max_steps=2, log=lambda *_: None)
     card = tl.export(tmp_path / "run", tmp_path / "model")
     assert {p.name for p in (tmp_path / "model").iterdir()} >= {"unet.safetensors", "vae.safetensors", "ldm.json", "vae.json"}
-    assert card["unet_step"] == 2 and card["scheduler"]["beta_schedule"] == "scaled_linear"
+    assert card["unet_step"] == card["data_steps"] == 2 and card["scheduler"]["beta_schedule"] == "scaled_linear"
     assert np.asarray(card["preview"]["matrix"]).shape == (4, 3) and card["preview"]["rms"] > 0
 
     model = emoji_ldm.load_emoji_ldm(str(tmp_path / "model"))

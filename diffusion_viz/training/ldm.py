@@ -65,10 +65,16 @@ def load_vae(folder: str | Path):
     return vae.eval().requires_grad_(False), float(info["scaling_factor"])
 
 
+def scenes_at(step: int, cfg: LDMConfig) -> list:
+    """The scenes of a step's batch: the training stream, the same for a resumed run (and for the
+    benchmark's copy check, which compares samples with the scenes the model was trained on)."""
+    return scenes(cfg.batch, seed=cfg.seed * 1_000_003 + 500_000_000 + step)
+
+
 def batch_at(step: int, cfg: LDMConfig) -> tuple[torch.Tensor, list[str]]:
     """Pictures (B, 3, 64, 64) in [-1, 1] and captions of a step, "" for the dropped ones: the same for a
     resumed run."""
-    batch = scenes(cfg.batch, seed=cfg.seed * 1_000_003 + 500_000_000 + step)
+    batch = scenes_at(step, cfg)
     pictures = np.stack([render(s) for s in batch])
     keep = np.random.default_rng([cfg.seed, step]).random(cfg.batch) >= cfg.p_uncond
     captions = [s.caption if k else "" for s, k in zip(batch, keep)]
@@ -203,8 +209,15 @@ def export(run_dir: Path, out_dir: Path) -> dict:
             shutil.copyfile(Path(cfg.vae_dir) / name, out_dir / name)
     vae_info = json.loads((Path(cfg.vae_dir) / "vae.json").read_text())
     runs.save_weights(state["ema"], out_dir / "unet.safetensors", state["step"])
+    # how many batches of the training stream (scenes_at) shaped these weights: a distilled UNet learned
+    # from a teacher that may have seen more of them
+    data_steps = state["step"]
+    if cfg.teacher and (Path(cfg.teacher) / "ldm.json").exists():
+        teacher_card = runs.read_json(Path(cfg.teacher) / "ldm.json")
+        data_steps = max(data_steps, int(teacher_card.get("data_steps", teacher_card["unet_step"])))
     card = {"unet_config": cfg.unet or UNET_CONFIG, "vae_config": vae_info.get("config") or VAE_CONFIG,
             "scheduler": SCHEDULER_CONFIG, "scaling_factor": scaling, "unet_step": state["step"],
+            "data_steps": data_steps,
             "vae_step": vae_info["step"], "vae_psnr_heldout_db": vae_info.get("psnr_heldout_db"),
             "training": {k: v for k, v in asdict(cfg).items() if k not in ("unet", "vae_dir")},
             "preview": preview_fit(vae, scaling)}

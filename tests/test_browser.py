@@ -503,6 +503,15 @@ def test_classroom_mode_fits_a_projector(browser, server, size):
     page = open_page(browser, server + "?classroom=1", *size)
     try:
         page.wait_for_function("document.body.classList.contains('dv-classroom')")
+        page.wait_for_timeout(300)
+        # all six tabs in view, none hidden behind gradio's "More tabs" menu (wrapped onto a second row if need be)
+        bar = page.evaluate("""[...document.querySelectorAll('#dv-tabs [role=tablist] button[role=tab]')]
+            .filter(b => b.offsetParent).map(b => { const r = b.getBoundingClientRect();
+              return [b.innerText.trim(), r.left, r.right, r.bottom]; })""")
+        assert [t for t, *_ in bar] == ["1 · Denoise", "2 · Forward noising", "3 · Compare", "4 · Memorize vs generalize",
+                                        "5 · Experiments", "6 · How it works"], bar
+        assert all(0 <= left and right <= size[0] and bottom <= 250 for _, left, right, bottom in bar), bar
+        assert not page.locator("button[aria-label='More tabs']").is_visible()
         for tab, (button, picture, slider) in PROJECTOR_TABS.items():
             select_tab(page, tab)
             page.wait_for_timeout(500)

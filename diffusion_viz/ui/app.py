@@ -83,7 +83,9 @@ def build_app() -> gr.Blocks:
         tab_box = gr.Textbox(visible="hidden", elem_id="dv-view-tab")
         run_box = gr.Textbox(visible="hidden", elem_id="dv-view-run")
         query_box = gr.Textbox(visible="hidden", elem_id="dv-view-query")
-        with gr.Tabs(elem_id="dv-tabs") as tabs:
+        # "wrap": on a 1024 px projector in classroom mode the six tabs take two rows rather than hiding
+        # the last ones behind a "..." menu nobody at the back of the room can guess
+        with gr.Tabs(elem_id="dv-tabs", overflow_behavior="wrap") as tabs:
             with gr.Tab("1 · Denoise", id="denoise", elem_id="dv-tab-denoise") as t1:
                 den = denoise_tab.build()
             with gr.Tab("2 · Forward noising", id="forward", elem_id="dv-tab-forward") as t2:

@@ -98,6 +98,12 @@ body.dv-classroom .gradio-container h4 { font-size: max(24px, 1.2em) !important;
 body.dv-classroom .info-text { display: none !important; }  /* the grey descriptions under labels */
 body.dv-classroom button[role="tab"], body.dv-classroom button[role="tab"] * { padding-left: 6px !important;
   padding-right: 6px !important; font-size: 20px !important; }
+/* classroom mode: tighter gaps between blocks (gradio's 16 px), so a second row of tabs still leaves the
+   pictures and their slider on a 1024x768 projector's screen */
+body.dv-classroom, body.dv-classroom .gradio-container { --layout-gap: 10px !important; }
+/* at 1024 px the six tabs wrap onto two rows (gr.Tabs overflow_behavior="wrap"): keep the rows low */
+body.dv-classroom button[role="tab"] { padding-top: 2px !important; padding-bottom: 2px !important;
+  line-height: 1.25 !important; min-height: 0 !important; height: auto !important; }
 body.dv-classroom .dv-mvg-rms, body.dv-classroom .dv-mvg-sub { max-width: calc(2 * var(--dv-mvg) + 12px) !important; }
 /* Compare: each column's two pictures side by side, so four columns fit one screen */
 /* (gradio repeats every rule above with a stronger prefix: overrides here need !important) */

@@ -92,3 +92,17 @@ def test_the_scenes_command_writes_the_grid_it_prints(tmp_path, capsys):
     second = grid[0:256:4, 256:512:4]  # scene 2, back to 64 px (nearest-neighbour upscale by 4)
     np.testing.assert_array_equal(second, sc.render(want[1]))
     assert main(["scenes", "--count", "0", "--out", str(out)]) == 2
+
+
+def test_the_words_on_screen_and_in_the_model_card_count_the_real_vocabulary():
+    """The app's model description and the model card say how many words and scenes there are: the data's."""
+    from pathlib import Path
+
+    from diffusion_viz.models.registry import EMOJI_LDM_INFO
+
+    words, backgrounds = len(sc.VOCABULARY), len(sc.BACKGROUNDS)
+    singles = words * len(sc.OBJECT_SIZES) * backgrounds
+    assert f"({words} words, {backgrounds} backgrounds)" in EMOJI_LDM_INFO.description
+    card = (Path(__file__).resolve().parents[1] / "assets" / "emoji_ldm" / "README.md").read_text()
+    assert f"{words} nameable emoji" in card and f"knows {words} words" in card
+    assert f"{singles} scenes ({words} words x {len(sc.OBJECT_SIZES)} sizes x {backgrounds} backgrounds)" in card

@@ -28,7 +28,7 @@ from ..errors import ModelLoadError
 LATENT_CHANNELS = 4
 TEXT_DIM = 384  # all-MiniLM-L6-v2 token vectors
 TEXT_MAX_TOKENS = 16  # [CLS] + 14 word pieces + [SEP]: every caption of the grammar fits with room to spare
-WEIGHT_BUDGET_MB = 20  # both networks together, as stored (float16 safetensors): 4.1 + 8.9 MB shipped (13.0 for the default UNet)
+WEIGHT_BUDGET_MB = 20  # both networks together, as stored (float16 safetensors): 4.1 + 6.8 MB shipped (13.0 for the default UNet)
 
 VAE_CONFIG = dict(
     in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS, sample_size=64,

@@ -86,7 +86,7 @@ EMOJI_LDM_INFO = ModelInfo(
     "emoji-ldm",
     "Stable Diffusion's architecture in miniature: a VAE (64x64 pictures <-> 4x16x16 latents), a latent UNet "
     "reading MiniLM's token vectors through cross-attention, SD's scaled_linear schedule. Trained here on "
-    "generated scenes of one or two emoji (100 words, 4 backgrounds): figures in assets/emoji_ldm/README.md.",
+    "generated scenes of one or two emoji (106 words, 4 backgrounds): figures in assets/emoji_ldm/README.md.",
     "scaled_linear",
     _emoji_ldm,
 )

@@ -167,7 +167,11 @@ def render(args) -> str:
             else:
                 final = item
     to_rgb = getattr(model, "to_rgb", image_to_rgb)  # latent models: a cheap linear preview
-    path = write_output(Trajectory(frames, final, settings.__dict__), args.out, to_rgb=to_rgb, fps=args.fps)
+    # latent models: the finished picture is the VAE's decode of the last latent, as in the app
+    decode = getattr(model, "finished_picture", None)
+    final_rgb = decode(final) if decode is not None and final is not None else None
+    path = write_output(Trajectory(frames, final, settings.__dict__), args.out, to_rgb=to_rgb, fps=args.fps,
+                        final_rgb=final_rgb)
     if hasattr(model, "decode"):  # latent models: the full VAE decode of the finished latent, beside it
         final_path = path.with_name(path.stem + "-final.png")
         Image.fromarray(model.decode(final)).save(final_path)

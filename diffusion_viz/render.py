@@ -110,30 +110,40 @@ def step_caption(f, steps: int) -> str:
 
 
 FINAL_CAPTION = "finished picture, after the last step"
+# latent models: the steps are cheap previews of the latent, the finished picture is the VAE's decode
+FINAL_DECODED_CAPTION = "finished picture: the VAE decodes the last latent"
 
 
-def animation_frames(traj: Trajectory, cell: int = ANIMATION_CELL, to_rgb: Callable = image_to_rgb) -> list[np.ndarray]:
+def animation_frames(traj: Trajectory, cell: int = ANIMATION_CELL, to_rgb: Callable = image_to_rgb,
+                     final_rgb: np.ndarray | None = None) -> list[np.ndarray]:
     """Side-by-side x_t | predicted x0 per step, captioned; then one frame of the finished sample (both
-    halves), captioned as such: the last step's x_t is still the model's noisy *input* to that step."""
+    halves), captioned as such: the last step's x_t is still the model's noisy *input* to that step.
+    ``final_rgb`` (H, W, 3) uint8: the finished picture as decoded (a latent model's VAE decode), shown
+    instead of ``to_rgb`` of the last latent, which for such a model is only a cheap preview."""
     font = _font(max(12, min(20, cell // 12)))
     out = []
 
-    def frame(left, right, caption):
+    def frame(left, right, caption, convert=to_rgb):
         canvas = Image.new("RGB", (2 * cell + ANIMATION_GAP, cell + CAPTION_H), "white")
-        canvas.paste(upscale(to_rgb(left), cell), (0, CAPTION_H))
-        canvas.paste(upscale(to_rgb(right), cell), (cell + ANIMATION_GAP, CAPTION_H))
+        canvas.paste(upscale(convert(left), cell), (0, CAPTION_H))
+        canvas.paste(upscale(convert(right), cell), (cell + ANIMATION_GAP, CAPTION_H))
         ImageDraw.Draw(canvas).text((4, 4), caption, fill="black", font=font)
         return np.asarray(canvas)
 
     for f in traj.frames:
         out.append(frame(f.x_t, f.x0, step_caption(f, len(traj.frames))))
-    if traj.final is not None:
+    if final_rgb is not None:
+        rgb = np.asarray(final_rgb, np.uint8)
+        out.append(frame(rgb, rgb, FINAL_DECODED_CAPTION, convert=lambda picture: picture))
+    elif traj.final is not None:
         out.append(frame(traj.final, traj.final, FINAL_CAPTION))
     return out
 
 
-def write_output(traj: Trajectory, path: str | Path, to_rgb: Callable = image_to_rgb, fps: int = 12) -> Path:
-    """Write a GIF, MP4 or PNG contact sheet, chosen by the file extension."""
+def write_output(traj: Trajectory, path: str | Path, to_rgb: Callable = image_to_rgb, fps: int = 12,
+                 final_rgb: np.ndarray | None = None) -> Path:
+    """Write a GIF, MP4 or PNG contact sheet, chosen by the file extension. ``final_rgb``: the decoded
+    finished picture of a latent model (animation_frames)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4", ".png"):
@@ -142,7 +152,7 @@ def write_output(traj: Trajectory, path: str | Path, to_rgb: Callable = image_to
     if suffix == ".png":
         contact_sheet(traj, to_rgb=to_rgb).save(path)
         return path
-    frames = animation_frames(traj, to_rgb=to_rgb)
+    frames = animation_frames(traj, to_rgb=to_rgb, final_rgb=final_rgb)
     frames += [frames[-1]] * fps  # hold the finished picture for a second
     if suffix == ".gif":
         # Fast octree palette per frame, no dithering: ~8x faster than PIL's default median cut (which

@@ -55,6 +55,30 @@ def test_cli_renders_a_prompt_with_it(export, tmp_path, monkeypatch):
                  "--scheduler", "dpmpp_2m", "--out", str(out)]) == 0
     gif = Image.open(out)
     assert gif.n_frames >= 4 and min(gif.size) >= 64
+    # the finished frame is the VAE's decode of the last latent (as the app shows it), not its cheap preview
+    import numpy as np
+
+    from diffusion_viz.models.registry import get_model
+    from diffusion_viz.sampling import SampleSettings, sample
+    from media_checks import animation_panels, mean_abs_diff, read_gif
+    from diffusion_viz.render import upscale
+    from media_checks import ANIM_CELL
+
+    model = get_model("emoji-ldm")
+    settings = SampleSettings(prompt="a cat next to a rocket at night", steps=4, scheduler="dpmpp_2m",
+                              schedule="scaled_linear", guidance=model.defaults["guidance"], seed=0)
+    final = sample(model, settings, scheduler=model.make_scheduler("dpmpp_2m")).final
+
+    def shown(rgb):  # as render draws it into the animation
+        return np.asarray(upscale(rgb, ANIM_CELL))
+
+    frames, _, _ = read_gif(out)
+    last = animation_panels(frames[-1])[1]
+    to_decode, to_preview = mean_abs_diff(last, shown(model.decode(final))), mean_abs_diff(last, shown(model.to_rgb(final)))
+    # (the GIF's 256-colour palette costs a few levels on a random-weight model's noisy picture)
+    assert to_decode < 10 and to_preview > 5 * to_decode, (to_decode, to_preview)
+    # the same run: the decode saved beside the GIF is exactly this latent's
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "scene-final.png")), model.decode(final))
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +219,24 @@ def test_cli_render_takes_the_models_own_steps_sampler_and_guidance(export, tmp_
     assert main(["render", "--model", "emoji-ldm", "--prompt", "a cat", "--steps", "3", "--guidance", "2",
                  "--out", str(tmp_path / "c.gif")]) == 0
     assert seen == [(25, "dpmpp_2m", 4.0), (50, "ddim", 1.0), (3, "dpmpp_2m", 2.0)]
+
+
+def test_the_apps_gif_and_mp4_end_on_the_decoded_picture(export, tmp_path, monkeypatch):
+    """"Make GIF / MP4 of this run": a latent model's last frame is the VAE's decode, not the preview."""
+    import numpy as np
+
+    from diffusion_viz.models.registry import get_model
+    from diffusion_viz.render import upscale
+    from diffusion_viz.sampling import SampleSettings, sample
+    from diffusion_viz.ui.logic import write_downloads
+    from media_checks import ANIM_CELL, animation_panels, mean_abs_diff, read_gif, read_mp4
+
+    monkeypatch.setenv("DIFFUSION_VIZ_EMOJI_LDM", str(export))
+    model = get_model("emoji-ldm")
+    traj = sample(model, SampleSettings(prompt="a cat", steps=3, scheduler="dpmpp_2m", schedule="scaled_linear",
+                                        guidance=2.0, seed=3), scheduler=model.make_scheduler("dpmpp_2m"))
+    gif, mp4 = write_downloads(traj, model, cache_dir=tmp_path)
+    decoded, preview = (np.asarray(upscale(f(traj.final), ANIM_CELL)) for f in (model.decode, model.to_rgb))
+    for last in (read_gif(gif)[0][-1], read_mp4(mp4)[0][-1]):
+        right = animation_panels(last)[1]
+        assert mean_abs_diff(right, decoded) < 12 and mean_abs_diff(right, preview) > 5 * mean_abs_diff(right, decoded)

@@ -93,6 +93,24 @@ def test_animation_frames_put_x_t_left_and_x0_right():
         assert extra[:28].tobytes() not in captions
 
 
+def test_a_latent_models_finished_frame_is_its_decoded_picture(tmp_path):
+    """A latent model's steps are cheap previews; its finished frame shows the decoded picture given, on
+    both halves, captioned as the decode, not the preview of the last latent."""
+    traj, xt_rgb, x0_rgb, final = fake_run(4, seed=5)
+    decoded = LEVELS[np.random.default_rng(9).integers(0, 4, (16, 16, 3))]  # larger than the latent, as a VAE's
+    frames = animation_frames(traj, cell=ANIM_CELL, final_rgb=decoded)
+    assert len(frames) == animation_frame_count(4, fps=0)
+    for k in range(4):  # the steps are unchanged
+        np.testing.assert_array_equal(animation_panels(frames[k])[0], upscaled(xt_rgb[k], ANIM_CELL))
+    left, right = animation_panels(frames[-1])
+    np.testing.assert_array_equal(left, upscaled(decoded, ANIM_CELL))
+    np.testing.assert_array_equal(right, upscaled(decoded, ANIM_CELL))
+    plain = animation_frames(traj, cell=ANIM_CELL)[-1]
+    assert frames[-1][:28].tobytes() != plain[:28].tobytes()  # its own caption
+    gif, _, _ = read_gif(write_output(traj, tmp_path / "run.gif", fps=2, final_rgb=decoded))
+    np.testing.assert_allclose(animation_panels(gif[-1])[1], upscaled(decoded, ANIM_CELL), atol=2)
+
+
 def test_gif_plays_every_step_in_order_then_holds_the_result(tmp_path):
     n, fps = 5, 4
     traj, xt_rgb, x0_rgb, _ = fake_run(n, seed=2)

@@ -293,9 +293,13 @@ def write_downloads(traj: Trajectory, model, name: str = "diffusion", cache_dir:
     from gradio.utils import get_upload_folder
 
     to_rgb, _ = display_functions(model)
+    # latent models: the finished picture is the VAE's decode (checked), not the cheap preview
+    decode = getattr(model, "finished_picture", None)
+    final_rgb = decode(traj.final) if decode is not None and traj.final is not None else None
     cache_dir = str(cache_dir or get_upload_folder())
     with tempfile.TemporaryDirectory(prefix="dv-downloads-") as scratch:
-        paths = [write_output(traj, Path(scratch) / f"{name}{suffix}", to_rgb=to_rgb) for suffix in (".gif", ".mp4")]
+        paths = [write_output(traj, Path(scratch) / f"{name}{suffix}", to_rgb=to_rgb, final_rgb=final_rgb)
+                 for suffix in (".gif", ".mp4")]
         gif, mp4 = (save_file_to_cache(p, cache_dir) for p in paths)
     return gif, mp4
 

@@ -167,14 +167,14 @@ def render(args) -> str:
             else:
                 final = item
     to_rgb = getattr(model, "to_rgb", image_to_rgb)  # latent models: a cheap linear preview
-    # latent models: the finished picture is the VAE's decode of the last latent, as in the app
-    decode = getattr(model, "finished_picture", None)
-    final_rgb = decode(final) if decode is not None and final is not None else None
+    # latent models: the finished picture is the VAE's decode of the last latent (as in the app), in the
+    # animation's last frame and beside it as a PNG
+    final_rgb = model.decode(final) if hasattr(model, "decode") and final is not None else None
     path = write_output(Trajectory(frames, final, settings.__dict__), args.out, to_rgb=to_rgb, fps=args.fps,
                         final_rgb=final_rgb)
-    if hasattr(model, "decode"):  # latent models: the full VAE decode of the finished latent, beside it
+    if final_rgb is not None:
         final_path = path.with_name(path.stem + "-final.png")
-        Image.fromarray(model.decode(final)).save(final_path)
+        Image.fromarray(final_rgb).save(final_path)
         print(f"wrote {final_path}")
     return str(path)
 

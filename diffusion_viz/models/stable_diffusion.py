@@ -187,12 +187,6 @@ class StableDiffusionDenoiser:
             flagged = bool(nsfw and any(nsfw))
         return _to_uint8(image)[0], flagged
 
-    def finished_picture(self, latent) -> np.ndarray:
-        """The finished picture as the app shows it: the full VAE decode of the last latent (not the cheap
-        preview), or the "hidden" picture where the safety checker flagged it."""
-        rgb, hidden = self.decode_checked(latent)
-        return hidden_picture(*rgb.shape[:2]) if hidden else rgb
-
     @torch.no_grad()
     def decode_batch(self, latents) -> np.ndarray:
         """The full VAE decode of several latents (N, C, h, w) in one call: (N, H, W, 3) uint8. One batch

@@ -294,8 +294,7 @@ def write_downloads(traj: Trajectory, model, name: str = "diffusion", cache_dir:
 
     to_rgb, _ = display_functions(model)
     # latent models: the finished picture is the VAE's decode (checked), not the cheap preview
-    decode = getattr(model, "finished_picture", None)
-    final_rgb = decode(traj.final) if decode is not None and traj.final is not None else None
+    final_rgb = model.decode(traj.final) if hasattr(model, "decode") and traj.final is not None else None
     cache_dir = str(cache_dir or get_upload_folder())
     with tempfile.TemporaryDirectory(prefix="dv-downloads-") as scratch:
         paths = [write_output(traj, Path(scratch) / f"{name}{suffix}", to_rgb=to_rgb, final_rgb=final_rgb)

@@ -60,13 +60,11 @@ def generate(model, captions: list[str], steps: int, guidance: float, seed: int,
 
 
 def training_scenes(card: dict, steps: int | None = None) -> list:
-    """The distinct scenes of the training stream's batches behind the UNet (``scenes_at``, steps 0 ..
-    data_steps - 1 of the model card: a distilled UNet's teacher saw more batches than the student)."""
-    from diffusion_viz.training.ldm import LDMConfig, scenes_at
+    """The distinct scenes of every training stream behind the UNet (the model card's ``data``: its own
+    batches, and those of the UNet it was fine-tuned or distilled from), at most ``steps`` batches each."""
+    from diffusion_viz.training.ldm import stream_scenes, streams_of
 
-    cfg = LDMConfig(batch=card["training"]["batch"], seed=card["training"]["seed"])
-    steps = steps if steps is not None else int(card.get("data_steps", card["unet_step"]))
-    return list(dict.fromkeys(s for step in range(steps) for s in scenes_at(step, cfg)))
+    return list(dict.fromkeys(s for stream in streams_of(card) for s in stream_scenes(stream, steps)))
 
 
 def nearest_training_rms(samples: np.ndarray, train: list, chunk: int = 4096) -> np.ndarray:
@@ -150,7 +148,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--train-steps", type=int, default=None,
-                        help="training batches searched for copies (default: all, the model card's data_steps)")
+                        help="training batches searched per stream for copies (default: all of the model card's data)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--grid", default=None, help="write a sample grid PNG here")
     parser.add_argument("--vae-grid", default=None, help="write held-out scenes and their VAE round trips here")

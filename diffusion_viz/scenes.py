@@ -69,12 +69,31 @@ class Placed:
     word: str  # a VOCABULARY key
     slot: str  # a SLOTS key
     size: str  # an OBJECT_SIZES key
+    dx: int = 0  # nudge from the slot's centre, pixels (|dx|, |dy| <= MAX_NUDGE[slot]); the caption is the same
+    dy: int = 0
+
+
+@dataclass(frozen=True)
+class Variation:
+    """How far a scene may stray from its caption's exact layout: objects nudged up to ``nudge`` pixels
+    from their slot's centre (``centre_nudge`` for a lone object in the centre, which has room), the
+    background's colour shifted up to ``shade`` levels per channel. Zero: every caption has one exact
+    picture (848 one-object scenes), so a model that follows a caption exactly must redraw a training
+    scene; with variation a caption has thousands of pictures."""
+    nudge: int = 0
+    centre_nudge: int = 0
+    shade: int = 0
+
+
+# the scorer looks this far around each slot (a pair's slots leave 6 px between their objects)
+MAX_NUDGE = {"centre": 6, "left": 3, "right": 3, "top": 3, "bottom": 3}
 
 
 @dataclass(frozen=True)
 class Scene:
     objects: tuple[Placed, ...]  # one or two
     background: str  # a BACKGROUNDS key
+    shade: tuple[int, int, int] = (0, 0, 0)  # added to the background's named colour
 
     @property
     def caption(self) -> str:
@@ -118,44 +137,65 @@ def sprite(word: str, px: int) -> tuple[np.ndarray, np.ndarray]:
     return small, alpha
 
 
-def _box(slot: str, px: int) -> tuple[int, int]:
+def _box(slot: str, px: int, dx: int = 0, dy: int = 0) -> tuple[int, int]:
     cx, cy = SLOTS[slot]
-    return cy - px // 2, cx - px // 2  # top, left
+    return cy + dy - px // 2, cx + dx - px // 2  # top, left
+
+
+def background_colour(scene: Scene) -> np.ndarray:
+    """The named colour plus the scene's shade, reflected back into 0..255 (white varies towards grey)."""
+    v = np.add(BACKGROUNDS[scene.background], scene.shade)
+    return np.where(v > 255, 510 - v, np.abs(v)).astype(np.float32)
 
 
 def render(scene: Scene) -> np.ndarray:
     """The scene as (64, 64, 3) uint8."""
     canvas = np.empty((SIZE, SIZE, 3), np.float32)
-    canvas[:] = BACKGROUNDS[scene.background]
+    canvas[:] = background_colour(scene)
     for o in scene.objects:
         px = OBJECT_SIZES[o.size]
         rgb, alpha = sprite(o.word, px)
-        top, left = _box(o.slot, px)
+        top, left = _box(o.slot, px, o.dx, o.dy)
         region = canvas[top:top + px, left:left + px]
         region[:] = alpha[..., None] * rgb + (1 - alpha[..., None]) * region
     return np.clip(np.round(canvas), 0, 255).astype(np.uint8)
 
 
-def random_scene(rng: np.random.Generator, split: str = "train") -> Scene:
-    """One scene: in training half are one object (centre, small or big), half pairs; held out: pairs only."""
+def random_scene(rng: np.random.Generator, split: str = "train", variation: Variation = Variation()) -> Scene:
+    """One scene: in training half are one object (centre, small or big), half pairs; held out: pairs only.
+    Without variation the draws are those of the first emoji-ldm's training (its stream stays reproducible)."""
     words = sorted(VOCABULARY)
     background = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
     if split == "train" and rng.random() < 0.5:
         size = "big" if rng.random() < 0.5 else "small"
-        return Scene((Placed(words[rng.integers(len(words))], "centre", size),), background)
-    while True:
-        a, b = (words[i] for i in rng.choice(len(words), 2, replace=False))
-        if held_out_pair(a, b) == (split == "heldout"):
-            break
-    first, second = PAIR_LAYOUTS[list(PAIR_LAYOUTS)[rng.integers(len(PAIR_LAYOUTS))]]
-    return Scene((Placed(a, first, "small"), Placed(b, second, "small")), background)
+        objects = (Placed(words[rng.integers(len(words))], "centre", size),)
+    else:
+        while True:
+            a, b = (words[i] for i in rng.choice(len(words), 2, replace=False))
+            if held_out_pair(a, b) == (split == "heldout"):
+                break
+        first, second = PAIR_LAYOUTS[list(PAIR_LAYOUTS)[rng.integers(len(PAIR_LAYOUTS))]]
+        objects = (Placed(a, first, "small"), Placed(b, second, "small"))
+    if variation == Variation():
+        return Scene(objects, background)
+    def nudged(o: Placed) -> Placed:
+        n = variation.centre_nudge if o.slot == "centre" else variation.nudge
+        return Placed(o.word, o.slot, o.size, *(int(v) for v in rng.integers(-n, n + 1, 2)))
+
+    objects = tuple(nudged(o) for o in objects)
+    shade = tuple(int(v) for v in rng.integers(-variation.shade, variation.shade + 1, 3))
+    return Scene(objects, background, shade)
 
 
-def scenes(n: int, seed: int = 0, split: str = "train") -> list[Scene]:
+def scenes(n: int, seed: int = 0, split: str = "train", variation: Variation = Variation()) -> list[Scene]:
     if split not in ("train", "heldout"):
         raise InvalidInputError(f"split is 'train' or 'heldout', got {split!r}.")
+    if not (0 <= variation.nudge <= MAX_NUDGE["left"] and 0 <= variation.centre_nudge <= MAX_NUDGE["centre"]
+            and variation.shade >= 0):
+        raise InvalidInputError(f"nudge is 0 to {MAX_NUDGE['left']} pixels, centre_nudge 0 to "
+                                f"{MAX_NUDGE['centre']}, shade >= 0; got {variation}.")
     rng = np.random.default_rng(seed)
-    return [random_scene(rng, split) for _ in range(n)]
+    return [random_scene(rng, split, variation) for _ in range(n)]
 
 
 def background_of(rgb: np.ndarray) -> tuple[int, int, int]:
@@ -164,20 +204,31 @@ def background_of(rgb: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.median(border, axis=0))
 
 
+@functools.lru_cache(maxsize=4)
+def _stack(px: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Every vocabulary emoji at px pixels: words, rgb (W, px, px, 3), alpha (W, px, px, 1)."""
+    words = list(VOCABULARY)
+    pairs = [sprite(w, px) for w in words]
+    return words, np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])[..., None]
+
+
 def read_slot(rgb: np.ndarray, slot: str, size: str, background=None) -> tuple[str, float]:
-    """The vocabulary emoji that best explains the picture at this slot and size, and its RMS (0..255)."""
+    """The vocabulary emoji that best explains the picture at this slot and size, nudged up to
+    MAX_NUDGE[slot] pixels, and its RMS (0..255)."""
     bg = np.asarray(background if background is not None else background_of(rgb), np.float32)
     px = OBJECT_SIZES[size]
-    top, left = _box(slot, px)
-    seen = np.asarray(rgb, np.float32)[top:top + px, left:left + px]
-    best, best_rms = "", float("inf")
-    for word in VOCABULARY:
-        s, a = sprite(word, px)
-        guess = a[..., None] * s + (1 - a[..., None]) * bg
-        rms = float(np.sqrt(np.mean((guess - seen) ** 2)))
-        if rms < best_rms:
-            best, best_rms = word, rms
-    return best, best_rms
+    words, sprites, alphas = _stack(px)
+    guesses = alphas * sprites + (1 - alphas) * bg  # (W, px, px, 3)
+    picture = np.asarray(rgb, np.float32)
+    best = np.full(len(words), np.inf, np.float32)
+    n = MAX_NUDGE[slot]
+    for dy in range(-n, n + 1):
+        for dx in range(-n, n + 1):
+            top, left = _box(slot, px, dx, dy)
+            seen = picture[top:top + px, left:left + px]
+            best = np.minimum(best, ((guesses - seen) ** 2).mean(axis=(1, 2, 3)))
+    i = int(np.argmin(best))
+    return words[i], float(np.sqrt(best[i]))
 
 
 def read_scene(rgb: np.ndarray, scene: Scene) -> list[tuple[str, float]]:

@@ -101,7 +101,8 @@ def test_an_export_loads_as_a_stable_diffusion_model_with_every_view(tmp_path, v
     tl.train(tmp_path / "run", _cfg(vae_dir), max_steps=2, log=lambda *_: None)
     card = tl.export(tmp_path / "run", tmp_path / "model")
     assert {p.name for p in (tmp_path / "model").iterdir()} >= {"unet.safetensors", "vae.safetensors", "ldm.json", "vae.json"}
-    assert card["unet_step"] == card["data_steps"] == 2 and card["scheduler"]["beta_schedule"] == "scaled_linear"
+    assert card["unet_step"] == 2 and card["scheduler"]["beta_schedule"] == "scaled_linear"
+    assert card["data"] == [{"seed": 0, "batch": 4, "first": 0, "end": 2, "nudge": 0, "centre_nudge": 0, "shade": 0}]
     assert np.asarray(card["preview"]["matrix"]).shape == (4, 3) and card["preview"]["rms"] > 0
 
     model = emoji_ldm.load_emoji_ldm(str(tmp_path / "model"))
@@ -177,3 +178,36 @@ def test_the_unet_warm_starts_from_its_export(tmp_path, vae_dir):
     for name, value in state["ema"].items():
         expected = decay * ref[name] + (1 - decay) * state["model"][name]
         torch.testing.assert_close(value, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_a_fine_tune_keeps_the_exported_network_and_records_every_stream_behind_it(tmp_path, vae_dir):
+    """`train-ldm --init FOLDER --seed 1 --nudge ...`: a warm start takes the export's own architecture (not
+    the default one) and its export lists both training streams, the warm start's and its own, so the
+    benchmark's copy check searches every scene that shaped the weights."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from diffusion_viz import scenes as sc
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import bench_emoji_ldm as bench
+
+    tl.train(tmp_path / "base", _cfg(vae_dir), max_steps=2, log=lambda *_: None)
+    tl.export(tmp_path / "base", tmp_path / "base_model")
+    args = argparse.Namespace(out=str(tmp_path / "tune"), lr=1e-4, snr_gamma=None, teacher=None,
+                              layers_per_block=None, kd_weight=1.0, init=str(tmp_path / "base_model"), seed=1,
+                              nudge=3, centre_nudge=6, shade=40)
+    cfg = tl.config_from(args)
+    assert cfg.unet == json.loads(json.dumps(TINY_UNET)) and (cfg.seed, cfg.nudge, cfg.centre_nudge, cfg.shade) == (1, 3, 6, 40)
+    cfg.batch, cfg.vae_dir, cfg.save_every = 4, str(vae_dir), 3
+    tl.train(tmp_path / "tune", cfg, max_steps=4, init=tmp_path / "base_model", log=lambda *_: None)
+    card = tl.export(tmp_path / "tune", tmp_path / "model")
+    assert card["data"] == [
+        {"seed": 1, "batch": 4, "first": 2, "end": 4, "nudge": 3, "centre_nudge": 6, "shade": 40},
+        {"seed": 0, "batch": 4, "first": 0, "end": 2, "nudge": 0, "centre_nudge": 0, "shade": 0}]
+    searched = {sc.render(s).tobytes() for s in bench.training_scenes(card)}
+    trained = [tl.batch_at(step, c)[0] for step, c in ((0, _cfg(vae_dir)), (1, _cfg(vae_dir)), (2, cfg), (3, cfg))]
+    pictures = ((torch.cat(trained).permute(0, 2, 3, 1) + 1) * 127.5).round().numpy().astype(np.uint8)
+    assert searched == {p.tobytes() for p in pictures}
+    assert any(o.dx or o.dy for step in (2, 3) for s in tl.scenes_at(step, cfg) for o in s.objects)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from ..models.emoji_ldm import (ASSET_DIR, SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG, build_unet, build_vae,
                                 encode_prompts, fit_preview, text_parts)
-from ..scenes import render, scenes
+from ..scenes import Variation, render, scenes
 from . import runs
 from .vae import load_exported
 
@@ -54,6 +54,11 @@ class LDMConfig:
     unet: dict | None = None  # None: models.emoji_ldm.UNET_CONFIG
     teacher: str | None = None  # an exported folder: distil a smaller UNet from it (training.distill)
     kd_weight: float = 1.0  # weight of the distance to the teacher's prediction
+    init: str | None = None  # the exported folder a fresh run warm-started from (its data is this UNet's too)
+    # scenes.Variation of the training pictures: 0 0 0 is the exact layout of every caption
+    nudge: int = 0
+    centre_nudge: int = 0
+    shade: int = 0
 
 
 def load_vae(folder: str | Path):
@@ -68,7 +73,8 @@ def load_vae(folder: str | Path):
 def scenes_at(step: int, cfg: LDMConfig) -> list:
     """The scenes of a step's batch: the training stream, the same for a resumed run (and for the
     benchmark's copy check, which compares samples with the scenes the model was trained on)."""
-    return scenes(cfg.batch, seed=cfg.seed * 1_000_003 + 500_000_000 + step)
+    return scenes(cfg.batch, seed=cfg.seed * 1_000_003 + 500_000_000 + step,
+                  variation=Variation(cfg.nudge, cfg.centre_nudge, cfg.shade))
 
 
 def batch_at(step: int, cfg: LDMConfig) -> tuple[torch.Tensor, list[str]]:
@@ -194,6 +200,36 @@ def preview_fit(vae, scaling: float, n: int = 256) -> dict:
             "fitted_on": f"{n} training scenes (seed 424242), scaled mean latents vs 4x4 box-downsampled pixels"}
 
 
+def streams_of(card: dict) -> list[dict]:
+    """The training streams an exported UNet's card records (``data``); a card written before streams were
+    recorded had one: its seed and batch, steps 0 .. data_steps, no variation."""
+    if "data" in card:
+        return card["data"]
+    return [{"seed": card["training"]["seed"], "batch": card["training"]["batch"], "first": 0,
+             "end": int(card.get("data_steps", card["unet_step"])), "nudge": 0, "centre_nudge": 0, "shade": 0}]
+
+
+def data_behind(cfg: LDMConfig, step: int, warm_from: int = 0) -> list[dict]:
+    """Every stream of training scenes that shaped a run's weights: its own (steps warm_from .. step of
+    ``scenes_at``) and those of the export it warm-started from and of its teacher. The benchmark's copy
+    check searches them all."""
+    own = {"seed": cfg.seed, "batch": cfg.batch, "first": warm_from, "end": step, "nudge": cfg.nudge,
+           "centre_nudge": cfg.centre_nudge, "shade": cfg.shade}
+    data = [own] if step > warm_from else []
+    for folder in (cfg.init, cfg.teacher):
+        if folder and (Path(folder) / "ldm.json").exists():
+            data += [d for d in streams_of(runs.read_json(Path(folder) / "ldm.json")) if d not in data]
+    return data
+
+
+def stream_scenes(stream: dict, limit: int | None = None) -> list:
+    """The scenes of a recorded stream, batch after batch (at most ``limit`` batches), as ``scenes_at`` drew them."""
+    cfg = LDMConfig(batch=stream["batch"], seed=stream["seed"], nudge=stream["nudge"],
+                    centre_nudge=stream["centre_nudge"], shade=stream["shade"])
+    end = stream["end"] if limit is None else min(stream["end"], stream["first"] + limit)
+    return [s for step in range(stream["first"], end) for s in scenes_at(step, cfg)]
+
+
 def export(run_dir: Path, out_dir: Path) -> dict:
     """EMA UNet -> out_dir/unet.safetensors (float16) + ldm.json (everything ``load_emoji_ldm`` reads).
     The VAE is the one the run trained on (``cfg.vae_dir``), copied if out_dir is another folder."""
@@ -209,15 +245,10 @@ def export(run_dir: Path, out_dir: Path) -> dict:
             shutil.copyfile(Path(cfg.vae_dir) / name, out_dir / name)
     vae_info = json.loads((Path(cfg.vae_dir) / "vae.json").read_text())
     runs.save_weights(state["ema"], out_dir / "unet.safetensors", state["step"])
-    # how many batches of the training stream (scenes_at) shaped these weights: a distilled UNet learned
-    # from a teacher that may have seen more of them
-    data_steps = state["step"]
-    if cfg.teacher and (Path(cfg.teacher) / "ldm.json").exists():
-        teacher_card = runs.read_json(Path(cfg.teacher) / "ldm.json")
-        data_steps = max(data_steps, int(teacher_card.get("data_steps", teacher_card["unet_step"])))
+    data = data_behind(cfg, state["step"], state.get("warm_from", 0))
     card = {"unet_config": cfg.unet or UNET_CONFIG, "vae_config": vae_info.get("config") or VAE_CONFIG,
             "scheduler": SCHEDULER_CONFIG, "scaling_factor": scaling, "unet_step": state["step"],
-            "data_steps": data_steps,
+            "data": data,
             "vae_step": vae_info["step"], "vae_psnr_heldout_db": vae_info.get("psnr_heldout_db"),
             "training": {k: v for k, v in asdict(cfg).items() if k not in ("unet", "vae_dir")},
             "preview": preview_fit(vae, scaling)}
@@ -236,6 +267,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --teacher: the student has no mid block (BK-SDM-Small); the up path reads the down path")
     p.add_argument("--kd-weight", type=float, default=LDMConfig.kd_weight,
                    help="weight of the distance to the teacher's prediction")
+    p.add_argument("--seed", type=int, default=LDMConfig.seed,
+                   help="the training stream (another seed: other scenes, e.g. for a fine-tune)")
+    p.add_argument("--nudge", type=int, default=0, help="move each of a pair's objects up to this many pixels")
+    p.add_argument("--centre-nudge", type=int, default=0, help="move a lone object up to this many pixels")
+    p.add_argument("--shade", type=int, default=0, help="shift the background colour up to this many levels")
 
 
 def config_from(args) -> LDMConfig:
@@ -252,10 +288,16 @@ def config_from(args) -> LDMConfig:
         config = runs.read_json(Path(teacher) / "ldm.json")["unet_config"]
         unet = pruned_config(config, args.layers_per_block or config.get("layers_per_block", 2),
                              mid_block=not getattr(args, "no_mid_block", False))
+    elif getattr(args, "init", None):  # a warm start keeps the exported UNet's architecture
+        teacher = None
+        unet = runs.read_json(Path(args.init) / "ldm.json")["unet_config"]
     else:
         teacher = None
         unet = dict(UNET_CONFIG, layers_per_block=args.layers_per_block) if args.layers_per_block else None
-    return LDMConfig(lr=args.lr, snr_gamma=args.snr_gamma, unet=unet, teacher=teacher, kd_weight=args.kd_weight)
+    return LDMConfig(lr=args.lr, snr_gamma=args.snr_gamma, unet=unet, teacher=teacher, kd_weight=args.kd_weight,
+                     init=str(args.init) if getattr(args, "init", None) else None, seed=getattr(args, "seed", 0),
+                     nudge=getattr(args, "nudge", 0), centre_nudge=getattr(args, "centre_nudge", 0),
+                     shade=getattr(args, "shade", 0))
 
 
 def run(args) -> int:

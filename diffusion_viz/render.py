@@ -7,6 +7,8 @@ nearest-neighbour so every pixel stays a crisp square on a projector.
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +43,7 @@ def upscale(rgb: np.ndarray, size: int) -> Image.Image:
     return Image.fromarray(rgb).resize((size, size), Image.NEAREST)
 
 
+@functools.lru_cache(maxsize=32)
 def _font(size: int):
     for name in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
         try:
@@ -84,15 +87,19 @@ def pick_frames(n_frames: int, count: int) -> list[int]:
 
 
 def contact_sheet(traj: Trajectory, columns: int = 10, cell: int = SHEET_CELL,
-                  to_rgb: Callable = image_to_rgb) -> Image.Image:
+                  to_rgb: Callable = image_to_rgb, latent: bool = False) -> Image.Image:
     """Two rows: x_t (top) and predicted x0 (bottom) at evenly spaced steps, each labelled with its step
-    (k of N) and its alpha-bar (the share of the signal's power left)."""
+    (k of N) and its alpha-bar (the share of the signal's power left). ``latent``: the pictures are
+    ``to_rgb``'s cheap previews of latents, and the row labels say so."""
     idx = pick_frames(len(traj.frames), columns)
     label_h, row_label_w = SHEET_LABEL_H, SHEET_ROW_LABEL_W
     sheet = Image.new("RGB", (row_label_w + len(idx) * cell, label_h + 2 * cell), "white")
     draw, font = ImageDraw.Draw(sheet), _font(13)
     draw.text((4, label_h + cell // 2 - 8), "x_t", fill="black", font=font)
     draw.text((4, label_h + cell + cell // 2 - 8), "pred. x0", fill="black", font=font)
+    if latent:
+        for row in range(2):
+            draw.text((4, label_h + row * cell + cell // 2 + 10), LATENT_PREVIEW, fill="black", font=_font(11))
     for col, i in enumerate(idx):
         f = traj.frames[i]
         x = row_label_w + col * cell
@@ -110,6 +117,7 @@ def step_caption(f, steps: int) -> str:
 
 
 FINAL_CAPTION = "finished picture, after the last step"
+LATENT_PREVIEW = "latent preview"
 # latent models: the steps are cheap previews of the latent, the finished picture is the VAE's decode
 FINAL_DECODED_CAPTION = "finished picture: the VAE decodes the last latent"
 
@@ -120,18 +128,23 @@ def animation_frames(traj: Trajectory, cell: int = ANIMATION_CELL, to_rgb: Calla
     halves), captioned as such: the last step's x_t is still the model's noisy *input* to that step.
     ``final_rgb`` (H, W, 3) uint8: the finished picture as decoded (a latent model's VAE decode), shown
     instead of ``to_rgb`` of the last latent, which for such a model is only a cheap preview."""
-    font = _font(max(12, min(20, cell // 12)))
-    out = []
+    out, width = [], 2 * cell + ANIMATION_GAP
+    # a latent model's steps are cheap previews of its latents (only the last frame is decoded): say so
+    note = f"   {LATENT_PREVIEW}" if final_rgb is not None else ""
 
     def frame(left, right, caption, convert=to_rgb):
-        canvas = Image.new("RGB", (2 * cell + ANIMATION_GAP, cell + CAPTION_H), "white")
+        canvas = Image.new("RGB", (width, cell + CAPTION_H), "white")
         canvas.paste(upscale(convert(left), cell), (0, CAPTION_H))
         canvas.paste(upscale(convert(right), cell), (cell + ANIMATION_GAP, CAPTION_H))
-        ImageDraw.Draw(canvas).text((4, 4), caption, fill="black", font=font)
+        draw = ImageDraw.Draw(canvas)
+        size = max(12, min(20, cell // 12))
+        while size > 9 and draw.textlength(caption, font=_font(size)) > width - 8:  # the whole caption fits
+            size -= 1
+        draw.text((4, 4), caption, fill="black", font=_font(size))
         return np.asarray(canvas)
 
     for f in traj.frames:
-        out.append(frame(f.x_t, f.x0, step_caption(f, len(traj.frames))))
+        out.append(frame(f.x_t, f.x0, step_caption(f, len(traj.frames)) + note))
     if final_rgb is not None:
         rgb = np.asarray(final_rgb, np.uint8)
         out.append(frame(rgb, rgb, FINAL_DECODED_CAPTION, convert=lambda picture: picture))
@@ -143,14 +156,14 @@ def animation_frames(traj: Trajectory, cell: int = ANIMATION_CELL, to_rgb: Calla
 def write_output(traj: Trajectory, path: str | Path, to_rgb: Callable = image_to_rgb, fps: int = 12,
                  final_rgb: np.ndarray | None = None) -> Path:
     """Write a GIF, MP4 or PNG contact sheet, chosen by the file extension. ``final_rgb``: the decoded
-    finished picture of a latent model (animation_frames)."""
+    finished picture of a latent model (animation_frames); given, the steps are labelled as previews."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4", ".png"):
         raise InvalidInputError(f"Output must end in .gif, .mp4 or .png, got {path.name!r}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
-        contact_sheet(traj, to_rgb=to_rgb).save(path)
+        contact_sheet(traj, to_rgb=to_rgb, latent=final_rgb is not None).save(path)
         return path
     frames = animation_frames(traj, to_rgb=to_rgb, final_rgb=final_rgb)
     frames += [frames[-1]] * fps  # hold the finished picture for a second

@@ -111,6 +111,37 @@ def test_a_latent_models_finished_frame_is_its_decoded_picture(tmp_path):
     np.testing.assert_allclose(animation_panels(gif[-1])[1], upscaled(decoded, ANIM_CELL), atol=2)
 
 
+def test_a_latent_models_step_frames_say_they_are_previews(tmp_path):
+    """Only the last frame of a latent model's GIF is decoded: each step's caption says "latent preview",
+    whole (drawn smaller where it would not fit), and the contact sheet's row labels say so too."""
+    from PIL import ImageDraw
+
+    from diffusion_viz.render import LATENT_PREVIEW, _font, step_caption
+
+    traj, _, _, _ = fake_run(4, seed=5)
+    decoded = LEVELS[np.random.default_rng(9).integers(0, 4, (16, 16, 3))]
+    frames = animation_frames(traj, final_rgb=decoded)
+    width = frames[0].shape[1]
+    for k, f in enumerate(traj.frames):
+        caption = f"{step_caption(f, len(traj.frames))}   {LATENT_PREVIEW}"
+        drawn = []
+        for size in range(20, 8, -1):
+            alone = Image.new("RGB", (width, ANIM_CAPTION_H), "white")
+            ImageDraw.Draw(alone).text((4, 4), caption, fill="black", font=_font(size))
+            drawn.append(np.asarray(alone))
+        assert any(np.array_equal(frames[k][:ANIM_CAPTION_H], d) for d in drawn), k
+        ink = np.nonzero((frames[k][:ANIM_CAPTION_H] < 128).any(axis=(0, 2)))[0]
+        assert ink.max() < width - 2  # nothing cut off at the right
+    plain = animation_frames(traj)
+    assert frames[0][:ANIM_CAPTION_H].tobytes() != plain[0][:ANIM_CAPTION_H].tobytes()
+    latent, pixel = np.asarray(contact_sheet(traj, latent=True)), np.asarray(contact_sheet(traj))
+    labels = slice(0, SHEET_ROW_LABEL_W)
+    assert not np.array_equal(latent[:, labels], pixel[:, labels])
+    np.testing.assert_array_equal(latent[:, SHEET_ROW_LABEL_W:], pixel[:, SHEET_ROW_LABEL_W:])
+    sheet = np.asarray(Image.open(write_output(traj, tmp_path / "run.png", final_rgb=decoded)).convert("RGB"))
+    np.testing.assert_array_equal(sheet, latent)
+
+
 def test_gif_plays_every_step_in_order_then_holds_the_result(tmp_path):
     n, fps = 5, 4
     traj, xt_rgb, x0_rgb, _ = fake_run(n, seed=2)

@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     scn.add_argument("--count", type=int, default=16, help="how many scenes (1..1024)")
     scn.add_argument("--seed", type=int, default=0, help="random seed")
     scn.add_argument("--split", default="train", choices=["train", "heldout"])
+    scn.add_argument("--nudge", type=int, default=0,
+                     help="move each of a pair's objects up to this many pixels from its slot (0..3)")
+    scn.add_argument("--centre-nudge", type=int, default=0, help="move a lone object up to this many pixels (0..6)")
+    scn.add_argument("--shade", type=int, default=0, help="shift the background colour up to this many levels")
     scn.add_argument("--out", default="scenes.png", help="output PNG (a grid, 4x upscaled)")
     tr = sub.add_parser(
         "train",
@@ -267,7 +271,7 @@ def scenes(args) -> str:
     from PIL import Image
 
     from .errors import InvalidInputError
-    from .scenes import render, scenes as make_scenes
+    from .scenes import Variation, render, scenes as make_scenes
     from .validation import check_int
 
     count = check_int("--count", args.count)
@@ -275,7 +279,9 @@ def scenes(args) -> str:
         raise InvalidInputError(f"--count is 1..1024, got {count}.")
     if Path(args.out).suffix.lower() != ".png":
         raise InvalidInputError(f"Output must end in .png, got {args.out!r}.")
-    items = make_scenes(count, seed=args.seed, split=args.split)
+    variation = Variation(check_int("--nudge", args.nudge), check_int("--centre-nudge", args.centre_nudge),
+                          check_int("--shade", args.shade))
+    items = make_scenes(count, seed=args.seed, split=args.split, variation=variation)
     cols = min(8, count)
     rows = math.ceil(count / cols)
     grid = np.full((rows * 64, cols * 64, 3), 255, np.uint8)

@@ -126,6 +126,15 @@ def test_the_scenes_command_writes_the_grid_it_prints(tmp_path, capsys):
     second = grid[0:256:4, 256:512:4]  # scene 2, back to 64 px (nearest-neighbour upscale by 4)
     np.testing.assert_array_equal(second, sc.render(want[1]))
     assert main(["scenes", "--count", "0", "--out", str(out)]) == 2
+    # with the variation the shipped UNet was fine-tuned on: the same captions' pictures, moved and shaded
+    assert main(["scenes", "--count", "3", "--seed", "2", "--nudge", "3", "--centre-nudge", "6", "--shade", "40",
+                 "--out", str(out)]) == 0
+    varied = sc.scenes(3, seed=2, variation=sc.Variation(3, 6, 40))
+    assert capsys.readouterr().out.splitlines()[:3] == [s.caption for s in varied]
+    grid = np.asarray(Image.open(out).convert("RGB"))
+    np.testing.assert_array_equal(grid[0:256:4, 256:512:4], sc.render(varied[1]))
+    assert not np.array_equal(grid[0:256:4, 0:256:4], sc.render(sc.scenes(1, seed=2)[0]))
+    assert main(["scenes", "--nudge", "5", "--out", str(out)]) == 2
 
 
 def test_the_words_on_screen_and_in_the_model_card_count_the_real_vocabulary():

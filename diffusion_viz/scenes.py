@@ -176,15 +176,22 @@ def random_scene(rng: np.random.Generator, split: str = "train", variation: Vari
                 break
         first, second = PAIR_LAYOUTS[list(PAIR_LAYOUTS)[rng.integers(len(PAIR_LAYOUTS))]]
         objects = (Placed(a, first, "small"), Placed(b, second, "small"))
+    return vary(Scene(objects, background), rng, variation)
+
+
+def vary(scene: Scene, rng: np.random.Generator, variation: Variation) -> Scene:
+    """The scene with its objects nudged and its background shaded at random, within ``variation``
+    (unchanged, drawing nothing, for no variation)."""
     if variation == Variation():
-        return Scene(objects, background)
+        return scene
+
     def nudged(o: Placed) -> Placed:
         n = variation.centre_nudge if o.slot == "centre" else variation.nudge
         return Placed(o.word, o.slot, o.size, *(int(v) for v in rng.integers(-n, n + 1, 2)))
 
-    objects = tuple(nudged(o) for o in objects)
+    objects = tuple(nudged(o) for o in scene.objects)
     shade = tuple(int(v) for v in rng.integers(-variation.shade, variation.shade + 1, 3))
-    return Scene(objects, background, shade)
+    return Scene(objects, scene.background, shade)
 
 
 def scenes(n: int, seed: int = 0, split: str = "train", variation: Variation = Variation()) -> list[Scene]:

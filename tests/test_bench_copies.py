@@ -44,3 +44,23 @@ def test_the_nearest_training_scene_is_found_across_chunks():
     assert got[1] > 0.05 and got[2] > 0.05
     assert got == pytest.approx(expected, abs=1e-4)
 
+
+
+def test_the_perfect_model_draws_each_caption_with_its_latest_datas_variation():
+    """The reference beside "not a copy": each caption's scene as a perfect model of the UNet's latest
+    training stream draws it, nudged and shaded as that stream's scenes are; without variation, exactly."""
+    from diffusion_viz import scenes as sc
+
+    wanted = scenes(40, seed=12)
+    plain = bench.perfect_drawings(wanted, CARD)
+    np.testing.assert_array_equal(plain, np.stack([render(s) for s in wanted]))
+    varied_stream = {"seed": 1, "batch": 4, "first": 2, "end": 5, "nudge": 3, "centre_nudge": 6, "shade": 40}
+    card = dict(CARD, data=[varied_stream, {**varied_stream, "seed": 3, "first": 0, "nudge": 0, "centre_nudge": 0,
+                                           "shade": 0}])
+    varied = bench.perfect_drawings(wanted, card)
+    assert np.array_equal(varied, bench.perfect_drawings(wanted, card))  # seeded
+    assert sum(not np.array_equal(v, p) for v, p in zip(varied, plain)) >= 38
+    for v, s in zip(varied, wanted):
+        assert sc.adheres(v, s)  # the same caption's objects, at their places
+        bg = np.array(sc.background_of(v)) - np.array(sc.BACKGROUNDS[s.background])
+        assert np.abs(bg).max() <= 40

@@ -5,11 +5,15 @@ A scene is a 64x64 RGB picture of one or two emoji, each at a slot (left/right, 
 size (small 24 px, big 40 px), on a named background, with a caption from a small grammar:
 "a cat", "a big rocket at night", "a cat next to a rocket", "a rocket above a cat on grass".
 About 20 % of the unordered pairs of objects never appear together in training (``held_out_pair``): a
-fixed set of captions that tests composition.
+fixed set of captions that tests composition. With a ``Variation`` the objects are nudged a few pixels
+within their slots and the background's colour is shaded, so that a caption has thousands of pictures
+rather than one (what emoji-ldm's last training stage saw; without it a model that draws a caption
+exactly must redraw a training scene).
 
 ``read_scene`` is the adherence scorer: for each slot a caption names, the vocabulary emoji that best
 matches that place at that size (each candidate rendered on the scene's own background colour, RMS over
-the slot's box). On the generator's own scenes it must read the right object (tests/test_scenes.py).
+the slot's box, the box moved up to ``MAX_NUDGE`` pixels). On the generator's own scenes it must read
+the right object (tests/test_scenes.py).
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ A share ``p_uncond`` of captions is replaced by the empty prompt, so the same ne
 without a prompt: classifier-free guidance needs both. The text is MiniLM's token vectors, encoded
 exactly as the pipeline encodes a prompt at sampling time (``models.emoji_ldm.encode_prompts``).
 
+With ``--nudge/--centre-nudge/--shade`` the scenes vary around their caption's exact layout
+(``scenes.Variation``), and ``--seed`` picks another stream of scenes: stage 5 fine-tuned the shipped
+UNet so (``--init``), and its export lists every stream behind the weights (``data``).
+
 With ``--teacher FOLDER --layers-per-block 1`` the same loop distils a smaller, faster UNet from an
 exported one (``training.distill``): the student starts from the teacher's kept blocks and also learns
 the teacher's prediction for each noisy latent.

@@ -58,13 +58,16 @@ def main(argv=None) -> None:
 
     from diffusion_viz.runtime import configure_torch_threads
     from diffusion_viz.ui.app import Serving, build_app, configure_queue, launch_kwargs, warm_up
+    from diffusion_viz.ui.run_route import install
 
     serving = Serving.from_env()
     configure_torch_threads(serving.torch_threads)
     warm_up()
     demo = configure_queue(build_app(), serving)
     print(f"diffusion-viz: listening on http://{host}:{port}", flush=True)
-    demo.launch(server_name=host, server_port=port, **launch_kwargs())
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, **launch_kwargs())
+    install(demo.app, serving.queue_size)  # the player's own route for its frames (ui/run_route.py)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Models: the ones in the registry that need no download (emoji-exact, emoji-exact-32, emoji-unet), a
 tiny random Stable Diffusion built from a config and registered as an operator would
 (DIFFUSION_VIZ_MODEL), and emoji-ldm offered through DIFFUSION_VIZ_MODELS, loaded from a tiny export that
-the real training code wrote (DIFFUSION_VIZ_EMOJI_LDM). Endpoints: /generate, /compare, /downloads, /lesson_file, /worksheet, the
+the real training code wrote (DIFFUSION_VIZ_EMOJI_LDM). Endpoints: /generate, the player's route /dv/run, /compare, /downloads, /lesson_file, /worksheet, the
 experiments /round_trip, /when_decided, /seed_grid (and /memorize, which always runs the two emoji models). Each answer is checked for values, not just for arriving: frame counts, the noise
 levels the model's scheduler used, the nearest training emoji (pixel models only), decoded files.
 """
@@ -103,6 +103,27 @@ def test_generate(app, model):
         assert near["label"] == nearest_emoji(model_space).label  # one function for every model
     else:  # a latent model: no training emoji to compare with; the picture is the VAE decode
         assert final.shape == (LATENT_MODELS[model][1],) * 2 + (3,) and "nearest_training_image" not in summary
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_player_route(app, model):
+    """The page's player fetches /dv/run (ui/run_route.py): every model streams there too, and its last
+    line is the payload /generate returns for the same run."""
+    import urllib.request
+    from urllib.parse import urlencode
+
+    client, _ = app
+    name = _name(app, model)
+    query = urlencode(dict(prompt="dog", steps=STEPS, seed=11, guidance=1.0, scheduler="ddim", schedule="cosine",
+                           model=name))
+    with urllib.request.urlopen(f"{client.src.rstrip('/')}/dv/run?{query}", timeout=120) as r:
+        lines = [json.loads(line) for line in r]
+    assert lines[0]["mode"] in ("reset", "full") and lines[-1]["mode"] == "full"
+    frames = lines[-1]["columns"][0]["frames"]
+    assert [f["index"] for f in frames] == list(range(STEPS))
+    assert frames[0]["alpha_bar"] == pytest.approx(_first_alpha_bar(name, "cosine"), rel=5e-3)
+    player, *_ = client.predict("dog", STEPS, 11, 1.0, "ddim", "cosine", name, api_name="/generate")
+    assert json.loads(player) == lines[-1]
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -256,4 +256,7 @@ def start_server(port: int | None = None, host: str = "127.0.0.1", warm: bool = 
     demo = configure_queue(build_app())
     port = port or free_port(host)
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    from .run_route import install
+
+    install(demo.app)
     return demo, f"http://{host}:{port}/"

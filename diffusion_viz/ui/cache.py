@@ -15,6 +15,7 @@ treated as a miss.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import sys
@@ -35,6 +36,13 @@ def run_key(model_name: str, settings) -> tuple:
     return (str(model_name), settings.prompt, int(settings.seed), int(settings.steps), settings.scheduler,
             settings.schedule, float(settings.guidance), bool(getattr(settings, "karras", False)),
             bool(getattr(settings, "zero_terminal_snr", False)))
+
+
+def key_id(key: tuple) -> str:
+    """A short name for a run key, sent with its frames: the player knows a second delivery of a run."""
+    import hashlib
+
+    return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
 
 
 def _size_of(value, seen: set | None = None) -> int:
@@ -170,3 +178,46 @@ class ResultCache:
 
 
 RESULTS = ResultCache()
+
+
+class InFlight:
+    """Runs being computed right now, by key, so one run is not computed twice at once.
+
+    A browser's Generate asks twice: the player's own route (``run_route``) for the frames, and gradio's
+    ``/generate`` for the rest of the page. A class pressing Generate together asks thirty times. The
+    first asker computes (``lead`` yields True); the others wait for it (``wait``) and then read the
+    result cache. A run that ends without a result (stopped, failed) lets a waiter compute it itself.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running: dict[tuple, threading.Event] = {}
+
+    @contextlib.contextmanager
+    def lead(self, key):
+        """True: this caller computes the run (and must store it before leaving); False: another does."""
+        with self._lock:
+            done = self._running.get(key)
+            mine = done is None
+            if mine:
+                done = self._running[key] = threading.Event()
+        try:
+            yield mine
+        finally:
+            if mine:
+                with self._lock:
+                    self._running.pop(key, None)
+                done.set()
+
+    def wait(self, key, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the run of ``key`` to end; True once nobody is computing it."""
+        with self._lock:
+            done = self._running.get(key)
+        return done is None or done.wait(timeout)
+
+    def __contains__(self, key) -> bool:
+        with self._lock:
+            return key in self._running
+
+
+RUNNING = InFlight()

@@ -19,7 +19,7 @@ from ..sampling import SCHEDULER_DESCRIPTIONS, SCHEDULERS, SampleSettings, sampl
 from ..schedules import SCHEDULE_DESCRIPTIONS, SCHEDULES
 from ..validation import MAX_SEED
 from . import explain, logic, sd_view
-from .cache import RESULTS, run_key
+from .cache import RESULTS, RUNNING, key_id, run_key
 from .common import GENERIC, friendly, log
 from .player import make_player, to_value
 from .serving import WORK, Waiting, run_stoppable, stop_after
@@ -61,6 +61,18 @@ def generate(prompt, steps, seed, guidance, scheduler, schedule, model_name):
     Outputs: player payload (JSON string), final image, summary (dict), conditioning (Markdown),
     status (Markdown), downloads (None: the GIF and MP4 come from /downloads, on request).
     """
+    yield from run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name)
+
+
+def run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name,
+                first_send: float = logic.FIRST_SEND_S, route: bool = False):
+    """The outputs of one Generate as they become ready (``gr.skip()`` where nothing changed): shared by
+    gradio's ``/generate`` and the player's own route (``route=True``, ui/run_route.py), which keeps only
+    the player's.
+
+    A run is computed once: from the result cache if it was made before, and if someone is computing
+    it right now (the page's player route, or a classmate with the same settings), by waiting for them.
+    """
     settings = logic.make_settings(prompt, steps, seed, guidance, scheduler, schedule)
     logic.check_cost([settings])
     model = logic.load_model(model_name)
@@ -69,24 +81,61 @@ def generate(prompt, steps, seed, guidance, scheduler, schedule, model_name):
     if cached is not None:  # the same run was made before (by anyone): replay it at once
         _count("cache_hits")
         out = list(cached)
-        out[4] = f"{out[4]} (Served from the cache: the same settings were run before.)"
+        if not _JUST_MADE.take(key):  # (not when the page's own route made it a moment ago, for this click)
+            out[4] = f"{out[4]} (Served from the cache: the same settings were run before.)"
         yield tuple(out)
         return
     # Something at once, before any work: gradio can close a run (Stop, a closed tab) only after its
     # first message, and a Stop that came earlier would be lost.
     yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), "Sampling… Press **Stop** to end the run early.", gr.skip()
-    with WORK.slot():  # released when the run ends or the generator is closed (Stop, closed tab)
-        yield from _generate(settings, model, model_name, key)
+    while True:
+        with RUNNING.lead(key) as mine:
+            if mine:
+                with WORK.slot():  # released when the run ends or the generator is closed (Stop, closed tab)
+                    yield from _generate(settings, model, model_name, key, first_send)
+                if route:
+                    _JUST_MADE.add(key)
+                return
+        while not RUNNING.wait(key, 0.25):  # another request is making this very run: wait for it
+            yield (gr.skip(),) * 6  # (each message is a point where gradio can stop a waiting run)
+        cached = RESULTS.get(key)
+        if cached is not None:
+            yield cached
+            return
+        # that run ended without a result (stopped, failed, or too big to keep): make it here
 
 
-def _generate(settings, model, model_name, key):
+class _JustMade:
+    """Runs the player's route made for a click whose gradio event has not asked yet (bounded): that
+    event then shows the run as made now, not as "served from the cache"."""
+
+    def __init__(self, size: int = 256):
+        self._keys: dict = {}
+        self._lock = threading.Lock()
+        self._size = size
+
+    def add(self, key) -> None:
+        with self._lock:
+            self._keys[key] = True
+            while len(self._keys) > self._size:
+                self._keys.pop(next(iter(self._keys)))
+
+    def take(self, key) -> bool:
+        with self._lock:
+            return self._keys.pop(key, False)
+
+
+_JUST_MADE = _JustMade()
+
+
+def _generate(settings, model, model_name, key, first_send: float = logic.FIRST_SEND_S):
     sd = sd_view.is_sd(model)  # a latent model with a VAE and a tokenizer (duck-typed)
     info = (sd_view.conditioning_info if sd else logic.conditioning_info)(model, settings.prompt)
     cond_md = (sd_view.tokens_markdown if sd else logic.conditioning_markdown)(info)
     # With a safety checker, no picture is shown before the checker has seen the finished one.
     checked = sd and getattr(model, "safety_checked", False)
     records, chunks, first = [], [], True
-    runs = _counted(logic.stream_run(model, settings, should_stop=stop_after()))
+    runs = _counted(logic.stream_run(model, settings, should_stop=stop_after(), first_send=first_send))
     for prog in runs:
         records += prog.new_frames
         if prog.trajectory is None and checked:
@@ -98,7 +147,8 @@ def _generate(settings, model, model_name, key):
         if prog.trajectory is None:
             column = logic.player_column(prog.new_frames, model)
             chunks += column["strips"]  # sent now, and again (not encoded again) in the finished run
-            payload = logic.player_payload([column], mode="reset" if first else "append", total=prog.total)
+            payload = logic.player_payload([column], mode="reset" if first else "append", total=prog.total,
+                                           key=key_id(key))
             # The status is written once: the player counts the steps as they arrive. (A later status
             # message still in flight when Stop is pressed would overwrite "Stopped at step k".)
             status = (f"Sampling {prog.total} steps… Press **Stop** to end the run early." if first
@@ -130,7 +180,7 @@ def _generate(settings, model, model_name, key):
             logic.add_candidates(column, view)
             if view is not None:
                 summary["candidates"] = logic.candidates_summary(view, shown)
-        payload = logic.player_payload([column], start="end", total=len(shown), **extra)
+        payload = logic.player_payload([column], start="end", total=len(shown), key=key_id(key), **extra)
         note = "" if len(shown) == len(records) else f" (player shows {len(shown)} evenly spaced steps)"
         nearest = summary.get("nearest_training_image")
         status = (f"Done: {len(traj.frames)} steps in {prog.elapsed_s:.2f} s{note}."
@@ -193,10 +243,18 @@ SD_STYLE = ("<style>#dv-sd .dv-pixelated img { width: 100% !important; height: 1
 # Stop: the player leaves "sampling…" and keeps what arrived; the status says where it stopped.
 STOP_JS = """(status) => {
   const p = window.dvPlayers && window.dvPlayers['__PLAYER__'];
+  if (p && p.abortRun) p.abortRun();  // the player's own route stops too (the server ends that run)
   if (!p || !p.state.live) return status;
   const r = p.finish();
   return r.done ? `**Stopped at step ${r.done} of ${r.total}.** The steps made so far stay playable: drag the slider.`
                 : '**Stopped** before the first step.';
+}"""
+# Generate, in the browser: the player asks its own route for the frames at the click (ui/run_route.py);
+# the values go on unchanged to gradio's /generate, which fills in the rest of the page.
+FETCH_RUN_JS = """(...values) => {
+  const p = window.dvPlayers && window.dvPlayers['dv-player'];
+  if (p && p.fetchRun) p.fetchRun(values);
+  return values;
 }"""
 # Read the step the player shows (and its run) in the browser: the click sends them to the server.
 READ_PLAYER_STEP_JS = """(run, step) => {
@@ -379,16 +437,17 @@ def build():
 
     inputs = [prompt, steps, seed, guidance, scheduler, schedule, model]
     outputs = [player, final, summary, cond, status, downloads]
-    events = [run.click(generate, inputs, outputs, api_name="generate", concurrency_limit=2),
-              prompt.submit(generate, inputs, outputs, api_visibility="private", concurrency_limit=2)]
+    go = dict(js=FETCH_RUN_JS, concurrency_limit=2)
+    events = [run.click(generate, inputs, outputs, api_name="generate", **go),
+              prompt.submit(generate, inputs, outputs, api_visibility="private", **go)]
     # One click away: other seed (same prompt), other prompt (same seed).
     ev = dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_visibility="private", queue=False)
-    events.append(ev.then(generate, inputs, outputs, api_visibility="private", concurrency_limit=2))
+    events.append(ev.then(generate, inputs, outputs, api_visibility="private", **go))
     ev = next_seed.click(lambda s: int(s or 0) + 1, seed, seed, api_visibility="private", queue=False)
-    events.append(ev.then(generate, inputs, outputs, api_visibility="private", concurrency_limit=2))
+    events.append(ev.then(generate, inputs, outputs, api_visibility="private", **go))
     for b, p in zip(quick, QUICK_PROMPTS):
         ev = b.click(lambda p=p: p, None, prompt, api_visibility="private", queue=False)
-        events.append(ev.then(generate, inputs, outputs, api_visibility="private", concurrency_limit=2))
+        events.append(ev.then(generate, inputs, outputs, api_visibility="private", **go))
     # Stop: cancel the run on the server (the sampler stops at its next step) and say so in the page; the
     # frames that arrived stay in the player, playable.
     stop.click(None, status, status, js=STOP_JS.replace("__PLAYER__", "dv-player"), cancels=events,

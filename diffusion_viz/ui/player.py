@@ -17,6 +17,8 @@ canvases once and derives x_t from x0 and the noise with the forward formula.
 in training steps (fractional with Karras spacing), ``alpha_bar`` that level's share of signal power.
 
 "reset" starts a new run, "append" adds frames while sampling streams in, "full" replaces everything.
+A Denoise run carries its ``"key"`` (``cache.key_id``): the browser gets it twice, from the player's own
+route (``fetchRun``, ui/run_route.py) and from gradio's event, and shows it once.
 A Stable Diffusion run also carries ``"run"``: its id on the server, which the "Decode this step with the
 VAE" button sends back together with the shown frame's ``index`` (``dvPlayers[id].run()``/``frameIndex()``).
 With several columns (Compare tab) one slider drives all of them by *fraction of the run*, so runs with
@@ -78,6 +80,7 @@ const prev = reg[id];
 const S = prev ? prev.state :
   {cols: [], panels: ['x_t', 'x0', 'eps'], total: 0, pos: 0, timer: null, lat: [], paint: [], live: false, open: false, inits: 0,
    run: '', shown: [], gen: 0, chain: Promise.resolve(), stopped: false, pendingShow: null,
+   key: '', src: '', complete: false, ctl: null, fetches: 0,
    follow: true};  // follow: show each new frame as it arrives (false once the user steps away from the newest)
 if (S.timer) { clearInterval(S.timer); S.timer = null; }
 S.inits += 1;
@@ -213,10 +216,15 @@ function play() {
   S.timer = setInterval(() => { if (S.pos >= maxLen() - 1) { S.follow = true; stop(); return; } show(S.pos + 1); },
                         1000 / fps);
 }
-function load(raw) {
-  if (!raw) { stop(); S.gen += 1; S.open = false; S.cols = []; build(); return; }
+// src: 'gradio' (the component's value) or 'route' (fetchRun). A run comes by both ways in the browser;
+// its key says it is the same run: once shown in full it is not loaded again, and while one way streams
+// it, the other's partial chunks are ignored.
+function load(raw, src) {
+  src = src || 'gradio';
+  if (!raw) { if (src === 'gradio' && S.ctl) return; stop(); S.gen += 1; S.open = false; S.cols = []; build(); return; }
   let d; try { d = typeof raw === 'string' ? JSON.parse(raw) : raw; } catch (e) { return; }
   if (!d || !d.columns) return;
+  if (d.key && d.key === S.key && (S.complete || (src !== S.src && d.mode !== 'full'))) return;
   if (d.mode === 'append' && S.stopped) return;
   // Whether a run is open is known now, not when its first chunk has decoded: on a slow machine the next
   // chunk can arrive while the first is still decoding, and must be added to it, not start a new run
@@ -229,6 +237,8 @@ function load(raw) {
     if (!finishing) S.follow = true;
   }
   S.open = d.mode !== 'full';
+  if (!append) { S.key = d.key || ''; S.src = src; }
+  S.complete = d.mode === 'full';
   const gen = S.gen;
   if (!append) S.run = d.run || '';  // a Stable Diffusion run's id, for decode-on-demand
   // chunks decode one after another, in order; each shows its frames as soon as they are ready
@@ -256,6 +266,41 @@ function load(raw) {
     if (!append && maxLen() > 0) requestAnimationFrame(() => S.shown.push(performance.now()));
   }).catch((e) => console.error('diffusion-viz player:', e));
 }
+// Generate in the Denoise tab: ask the server's run route (ui/run_route.py) for this run's frames, line by
+// line, while gradio's event fills in the rest of the page. If the route cannot answer, gradio's own
+// payload fills the player instead. values: [prompt, steps, seed, guidance, sampler, schedule, model].
+const ROUTE_PARAMS = ['prompt', 'steps', 'seed', 'guidance', 'scheduler', 'schedule', 'model'];
+async function fetchRun(values) {
+  if (S.ctl) S.ctl.abort();
+  const ctl = S.ctl = new AbortController();
+  S.fetches += 1;
+  const qs = new URLSearchParams();
+  ROUTE_PARAMS.forEach((name, i) => qs.set(name, values[i] === null || values[i] === undefined ? '' : String(values[i])));
+  try {
+    const resp = await fetch(new URL('dv/run?' + qs, location.href.split(/[?#]/)[0]), {signal: ctl.signal, cache: 'no-store'});
+    if (!resp.ok || !resp.body) return false;
+    const reader = resp.body.getReader(), text = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      buf += text.decode(value, {stream: true});
+      let cut;
+      while ((cut = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, cut); buf = buf.slice(cut + 1);
+        const d = JSON.parse(line);
+        if (d.error) return false;  // gradio's event says it in words on the page
+        load(d, 'route');
+      }
+    }
+    return true;
+  } catch (e) {
+    return false;  // aborted (Stop, a newer run) or no route: gradio's payload is used
+  } finally {
+    if (S.ctl === ctl) S.ctl = null;
+  }
+}
+function abortRun() { if (S.ctl) { S.ctl.abort(); S.ctl = null; } }
 // The user's own moves: while a run streams in, stepping back stops the view from following new frames;
 // stepping to the newest frame follows them again.
 function userShow(pos) { show(pos); S.follow = S.pos >= maxLen() - 1; }
@@ -291,7 +336,7 @@ function pixels(panel, col) {
   return Array.from(cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data);
 }
 reg[id] = {
-  seek: show, play, stop, load, finish, state: S, pixels,
+  seek: show, play, stop, load, finish, state: S, pixels, fetchRun, abortRun,
   idle: () => S.chain.then(() => true),  // resolves once every chunk received so far is on screen
   frames: () => maxLen(), position: () => S.pos, playing: () => !!S.timer, run: () => S.run || '',
   frameIndex: () => { const c = S.cols[0]; const f = c && c.frames[Math.min(S.pos, c.frames.length - 1)];

@@ -26,13 +26,20 @@ TITLE = "diffusion-viz: how a diffusion model makes a picture"
 
 
 def warm_up(model_name: str = DEFAULT_MODEL) -> None:
-    """Load the default model and its text encoder before the first click (~8 s once per process)."""
+    """Load the default model and its text encoder before the first click (~8 s once per process), and
+    make one whole run the way Generate does (frames, candidates, summary): the first click of a class
+    otherwise paid ~0.9 s of first-call costs. Its result is not kept (nobody asked for it)."""
+    from .cache import RESULTS
+    from .denoise_tab import run_outputs
+
     model = get_model(model_name)
     if hasattr(model, "top_matches"):
         model.top_matches(logic.DEFAULTS["prompt"])
-    settings = logic.make_settings(logic.DEFAULTS["prompt"], 3, 0, 1.0, "ddim", "cosine")
-    for _ in logic.stream_run(model, settings):  # first-call costs (scheduler, torch kernels) paid now
+    d = logic.DEFAULTS
+    for _ in run_outputs(d["prompt"], d["steps"], d["seed"] + 1, d["guidance"], d["scheduler"], d["schedule"],
+                         model_name, first_send=0.0):
         pass
+    RESULTS.clear()
 
 
 # the expensive events: one pool

@@ -250,10 +250,12 @@ STOP_JS = """(status) => {
                 : '**Stopped** before the first step.';
 }"""
 # Generate, in the browser: the player asks its own route for the frames at the click (ui/run_route.py);
-# the values go on unchanged to gradio's /generate, which fills in the rest of the page.
-FETCH_RUN_JS = """(...values) => {
+# the values go on unchanged to gradio's /generate, which fills in the rest of the page. gradio's request
+# waits until the first picture is on screen (at most 0.3 s): sent at the same moment, its work on the
+# server and in the page held the first picture back by 60-90 ms on 2 cores (bench/bench_app.py).
+FETCH_RUN_JS = """async (...values) => {
   const p = window.dvPlayers && window.dvPlayers['dv-player'];
-  if (p && p.fetchRun) p.fetchRun(values);
+  if (p && p.fetchRun) await new Promise((go) => { p.fetchRun(values, go); setTimeout(go, 300); });
   return values;
 }"""
 # Read the step the player shows (and its run) in the browser: the click sends them to the server.

@@ -270,10 +270,13 @@ function load(raw, src) {
 // line, while gradio's event fills in the rest of the page. If the route cannot answer, gradio's own
 // payload fills the player instead. values: [prompt, steps, seed, guidance, sampler, schedule, model].
 const ROUTE_PARAMS = ['prompt', 'steps', 'seed', 'guidance', 'scheduler', 'schedule', 'model'];
-async function fetchRun(values) {
+// onFirst() is called once the first picture is on screen (or the route failed).
+async function fetchRun(values, onFirst) {
   if (S.ctl) S.ctl.abort();
   const ctl = S.ctl = new AbortController();
   S.fetches += 1;
+  let first = onFirst || (() => {});
+  const firstDone = () => { const f = first; first = () => {}; f(); };
   const qs = new URLSearchParams();
   ROUTE_PARAMS.forEach((name, i) => qs.set(name, values[i] === null || values[i] === undefined ? '' : String(values[i])));
   try {
@@ -291,12 +294,14 @@ async function fetchRun(values) {
         const d = JSON.parse(line);
         if (d.error) return false;  // gradio's event says it in words on the page
         load(d, 'route');
+        S.chain.then(() => requestAnimationFrame(() => firstDone()));  // once the first picture is painted
       }
     }
     return true;
   } catch (e) {
     return false;  // aborted (Stop, a newer run) or no route: gradio's payload is used
   } finally {
+    firstDone();
     if (S.ctl === ctl) S.ctl = null;
   }
 }

@@ -146,9 +146,9 @@ def route_phase(name: str, url: str, requests, timeout: float, server_pid: int |
                 raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:120]!r}")
             first, last = None, None
             for line in resp:
-                if first is None:
-                    first = time.monotonic() - t0
                 last = json.loads(line)
+                if first is None and last.get("mode") != "start":  # (the start line only names the run)
+                    first = time.monotonic() - t0
             if not last or last.get("mode") != "full" or len(last["columns"][0]["frames"]) != int(steps):
                 raise RuntimeError(f"the last line is not the finished run: {str(last)[:120]}")
             with lock:

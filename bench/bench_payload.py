@@ -6,7 +6,7 @@ Bytes: the JSON the player (and an API client) receives for a finished run (ui/a
 the default 50-step run at 64 px, an unconditional run, an ancestral sampler (fresh noise each step),
 and a tiny random Stable Diffusion with a 64x64 latent (SD 1.5's preview size). Time: the Denoise
 handler from click to finished payload (cache off, a new seed each run), minus the same run's sampling
-alone; medians over --runs. Goals (issue 15): <= 300 KB at 64 px, <= 400 KB for the SD-size run,
+alone; the same for the player's route /dv/run (all its lines); medians over --runs. Goals (issue 15): <= 300 KB at 64 px, <= 400 KB for the SD-size run,
 <= 40 ms beyond sampling.
 """
 
@@ -75,6 +75,22 @@ def main() -> None:
           f"{1000 * statistics.median(sampling):.0f} ms; beyond sampling {1000 * statistics.median(beyond):.0f} ms "
           f"(median of {args.runs}; best {1000 * min(beyond):.0f} ms; goal <= 40 ms); beyond / sampling "
           f"{statistics.median(beyond) / statistics.median(sampling):.2f} (a ratio: this machine's speed varies)")
+
+    # The page's player takes its frames from its own route (ui/run_route.py): every line it sends, the
+    # first picture streamed on its own, and the route's time beyond sampling (same runs, cache off).
+    from diffusion_viz.ui.run_route import player_lines
+
+    total, sizes = [], []
+    for k in range(args.runs):
+        seed = 1000 + k
+        t0 = time.perf_counter()
+        lines = list(player_lines({"prompt": "cat", "steps": "50", "seed": str(seed)}))
+        total.append(time.perf_counter() - t0)
+        sizes.append(sum(len(line.encode()) + 1 for line in lines))
+    beyond = [a - b for a, b in zip(total, sampling)]
+    print(f"player route /dv/run, 50 steps, 64 px: {statistics.median(sizes) / 1024:.0f} KB in all its lines; "
+          f"{1000 * statistics.median(total):.0f} ms; beyond sampling {1000 * statistics.median(beyond):.0f} ms "
+          f"(median of {args.runs}; goal <= 40 ms)")
 
 
 if __name__ == "__main__":

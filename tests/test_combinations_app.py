@@ -117,7 +117,8 @@ def test_player_route(app, model):
     query = urlencode(dict(prompt="dog", steps=STEPS, seed=11, guidance=1.0, scheduler="ddim", schedule="cosine",
                            model=name))
     with urllib.request.urlopen(f"{client.src.rstrip('/')}/dv/run?{query}", timeout=120) as r:
-        lines = [json.loads(line) for line in r]
+        start, *lines = [json.loads(line) for line in r]
+    assert start["mode"] == "start" and {line["key"] for line in lines} == {start["key"]}
     assert lines[0]["mode"] in ("reset", "full") and lines[-1]["mode"] == "full"
     frames = lines[-1]["columns"][0]["frames"]
     assert [f["index"] for f in frames] == list(range(STEPS))

@@ -74,6 +74,19 @@ def test_a_run_that_ends_without_a_result_is_made_by_the_one_who_waited():
     assert denoise_tab.RUN_STATS["runs"] == runs + 2
 
 
+def test_the_pages_event_does_not_send_frames_the_route_brings():
+    """generate_page: given the run's key (the route brings its frames) the player's output is skipped in
+    every message; with no key, or another run's, the frames come as from /generate."""
+    args = _fresh(7103)
+    key = denoise_tab.key_id(run_key("emoji-exact", logic.make_settings(*args[:6])))
+    routed = list(denoise_tab.generate_page(*args, key))
+    assert routed and all(_is_skip(out[0]) for out in routed)
+    assert routed[-1][4].startswith("Done: 30 steps")
+    for other in ("", "0123456789abcdef"):
+        outs = list(denoise_tab.generate_page(*args, other))
+        assert json.loads(outs[-1][0])["mode"] == "full"
+
+
 # ---- through a launched server --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server():
@@ -102,13 +115,14 @@ def test_the_route_streams_the_samplers_pictures(server):
     from diffusion_viz.sampling import sample
 
     args = _fresh(7201)
-    lines = _lines(server, args)
+    start, *lines = _lines(server, args)
+    key = denoise_tab.key_id(run_key("emoji-exact", logic.make_settings(*args[:6])))
+    assert start == {"mode": "start", "key": key}  # before any work: the page passes it to gradio's event
     assert lines[0]["mode"] == "reset" and lines[-1]["mode"] == "full"
     assert all(line["mode"] == "append" for line in lines[1:-1])
     assert len(lines[0]["columns"][0]["frames"]) < 30  # the first picture goes out before the run is over
     final = lines[-1]
-    key = run_key("emoji-exact", logic.make_settings(*args[:6]))
-    assert {line["key"] for line in lines} == {denoise_tab.key_id(key)}
+    assert {line["key"] for line in lines} == {key}
     col = final["columns"][0]
     assert [f["index"] for f in col["frames"]] == list(range(30))
     shown = atlas.decode_column(col["strips"], [f["alpha_bar"] for f in col["frames"]])
@@ -126,6 +140,18 @@ def test_the_route_streams_the_samplers_pictures(server):
     assert json.loads(out[0]) == final and denoise_tab.RUN_STATS["runs"] == runs
     assert out[4].startswith("Done: 30 steps") and "cache" not in out[4]
     assert "Served from the cache" in list(denoise_tab.generate(*args))[-1][4]
+
+
+def test_the_api_docs_example_runs_as_written(server):
+    """docs/API.md's route example, run as written against this server: all 50 frames, as arrays."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "API.md").read_text()
+    section = text[text.index("## The player's route"):]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'url = "http://127.0.0.1:7860/dv/run?prompt=cat&steps=50&seed=0"' in code
+    scope = {}
+    exec(code.replace("http://127.0.0.1:7860/", server), scope)  # noqa: S102 - our own documentation
+    assert scope["run"]["mode"] == "full" and len(scope["col"]["frames"]) == 50
+    assert scope["pics"]["x0"].shape == (50, 64, 64, 3) and scope["pics"]["x0"].dtype == np.uint8
 
 
 @pytest.mark.parametrize("change, words", [
@@ -152,6 +178,7 @@ def test_a_closed_connection_stops_the_run(server):
     conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
     conn.request("GET", "/dv/run?" + _query(("", 200, 7301, 1.0, "ddim", "cosine", "emoji-unet")))
     resp = conn.getresponse()
+    assert json.loads(resp.readline())["mode"] == "start"
     assert json.loads(resp.readline())["mode"] == "reset"
     conn.close()
     deadline = time.monotonic() + 30
@@ -208,8 +235,9 @@ def test_generate_fetches_the_route_and_shows_the_run_once(page):
     gen = _generate(page, 7401)
     assert len(page.routes_seen) == 1 and "seed=7401" in page.routes_seen[0]
     state = page.evaluate("(() => { const S = window.dvPlayers['dv-player'].state; "
-                          "return {src: S.src, complete: S.complete, gen: S.gen}; })()")
+                          "return {src: S.src, complete: S.complete, gen: S.gen, received: S.received}; })()")
     assert state["src"] == "route" and state["complete"]
+    assert state["received"]["gradio"] == 0 and state["received"]["route"] >= 2  # not sent twice
     # a new run, then its finished payload: 2 loads. gradio's copy of the same run would be a third.
     assert state["gen"] - gen == 2
     _check_pixels(page, ("cat", 50, 7401, 1.0, "ddim", "cosine"), [0, 24, 49])
@@ -223,5 +251,6 @@ def test_without_the_route_gradio_fills_the_player(page):
     page.route("**/dv/run*", lambda route: route.abort())
     _generate(page, 7402)
     assert page.evaluate("window.dvPlayers['dv-player'].state.src") == "gradio"
+    assert page.evaluate("window.dvPlayers['dv-player'].state.received.route") == 0
     _check_pixels(page, ("cat", 50, 7402, 1.0, "ddim", "cosine"), [0, 24, 49])
     assert not page.errors

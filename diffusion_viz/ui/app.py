@@ -43,7 +43,7 @@ def warm_up(model_name: str = DEFAULT_MODEL) -> None:
 
 
 # the expensive events: one pool
-SAMPLING_HANDLERS = ("generate", "make_downloads", "compare_ui", "compare", "sd_guidance", "memorize_ui", "memorize_api")
+SAMPLING_HANDLERS = ("generate", "generate_page", "make_downloads", "compare_ui", "compare", "sd_guidance", "memorize_ui", "memorize_api")
 
 
 def configure_queue(demo: gr.Blocks, serving: Serving | None = None) -> gr.Blocks:

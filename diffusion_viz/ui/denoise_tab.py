@@ -64,6 +64,17 @@ def generate(prompt, steps, seed, guidance, scheduler, schedule, model_name):
     yield from run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name)
 
 
+@friendly
+def generate_page(prompt, steps, seed, guidance, scheduler, schedule, model_name, route_key=""):
+    """Generate as the page asks for it. When the player's own route is already bringing this run's
+    frames (``route_key``: the run's key, set by the page's JavaScript once the route's first picture
+    is on screen), the player's output is left alone, so the frames do not travel twice."""
+    mine = bool(route_key) and route_key == key_id(
+        run_key(model_name, logic.make_settings(prompt, steps, seed, guidance, scheduler, schedule)))
+    for out in run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name):
+        yield (gr.skip(), *out[1:]) if mine else out
+
+
 def run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name,
                 first_send: float = logic.FIRST_SEND_S, route: bool = False):
     """The outputs of one Generate as they become ready (``gr.skip()`` where nothing changed): shared by
@@ -253,10 +264,17 @@ STOP_JS = """(status) => {
 # the values go on unchanged to gradio's /generate, which fills in the rest of the page. gradio's request
 # waits until the first picture is on screen (at most 0.3 s): sent at the same moment, its work on the
 # server and in the page held the first picture back by 60-90 ms on 2 cores (bench/bench_app.py).
+# The last value it returns is the run's key when the route brings the frames (the event then does not
+# send them again), or "" (the route failed: gradio's payload fills the player).
 FETCH_RUN_JS = """async (...values) => {
   const p = window.dvPlayers && window.dvPlayers['dv-player'];
-  if (p && p.fetchRun) await new Promise((go) => { p.fetchRun(values, go); setTimeout(go, 300); });
-  return values;
+  const run = values.slice(0, 7);
+  let key = '';
+  if (p && p.fetchRun) key = await new Promise((go) => {
+    p.fetchRun(run, go);
+    setTimeout(() => go(p.state.startKey || ''), 300);  // a busy server: the route has said it will send them
+  });
+  return [...run, key || ''];
 }"""
 # Read the step the player shows (and its run) in the browser: the click sends them to the server.
 READ_PLAYER_STEP_JS = """(run, step) => {
@@ -439,17 +457,23 @@ def build():
 
     inputs = [prompt, steps, seed, guidance, scheduler, schedule, model]
     outputs = [player, final, summary, cond, status, downloads]
-    go = dict(js=FETCH_RUN_JS, concurrency_limit=2)
-    events = [run.click(generate, inputs, outputs, api_name="generate", **go),
-              prompt.submit(generate, inputs, outputs, api_visibility="private", **go)]
+    # The public /generate (API clients: everything, the player's payload included) ...
+    api_run = gr.Button(visible=False, elem_id="dv-generate-api")
+    api_run.click(generate, inputs, outputs, api_name="generate", concurrency_limit=2)
+    # ... and the page's buttons, whose frames come by the player's own route (ui/run_route.py).
+    route_key = gr.Textbox(visible="hidden", label="Run key", elem_id="dv-route-key")
+    page_inputs = [*inputs, route_key]
+    go = dict(js=FETCH_RUN_JS, api_visibility="private", concurrency_limit=2)
+    events = [run.click(generate_page, page_inputs, outputs, **go),
+              prompt.submit(generate_page, page_inputs, outputs, **go)]
     # One click away: other seed (same prompt), other prompt (same seed).
     ev = dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_visibility="private", queue=False)
-    events.append(ev.then(generate, inputs, outputs, api_visibility="private", **go))
+    events.append(ev.then(generate_page, page_inputs, outputs, **go))
     ev = next_seed.click(lambda s: int(s or 0) + 1, seed, seed, api_visibility="private", queue=False)
-    events.append(ev.then(generate, inputs, outputs, api_visibility="private", **go))
+    events.append(ev.then(generate_page, page_inputs, outputs, **go))
     for b, p in zip(quick, QUICK_PROMPTS):
         ev = b.click(lambda p=p: p, None, prompt, api_visibility="private", queue=False)
-        events.append(ev.then(generate, inputs, outputs, api_visibility="private", **go))
+        events.append(ev.then(generate_page, page_inputs, outputs, **go))
     # Stop: cancel the run on the server (the sampler stops at its next step) and say so in the page; the
     # frames that arrived stay in the player, playable.
     stop.click(None, status, status, js=STOP_JS.replace("__PLAYER__", "dv-player"), cancels=events,

@@ -80,7 +80,7 @@ const prev = reg[id];
 const S = prev ? prev.state :
   {cols: [], panels: ['x_t', 'x0', 'eps'], total: 0, pos: 0, timer: null, lat: [], paint: [], live: false, open: false, inits: 0,
    run: '', shown: [], gen: 0, chain: Promise.resolve(), stopped: false, pendingShow: null,
-   key: '', src: '', complete: false, ctl: null, fetches: 0,
+   key: '', src: '', complete: false, ctl: null, fetches: 0, startKey: '', received: {gradio: 0, route: 0},
    follow: true};  // follow: show each new frame as it arrives (false once the user steps away from the newest)
 if (S.timer) { clearInterval(S.timer); S.timer = null; }
 S.inits += 1;
@@ -224,6 +224,7 @@ function load(raw, src) {
   if (!raw) { if (src === 'gradio' && S.ctl) return; stop(); S.gen += 1; S.open = false; S.cols = []; build(); return; }
   let d; try { d = typeof raw === 'string' ? JSON.parse(raw) : raw; } catch (e) { return; }
   if (!d || !d.columns) return;
+  S.received[src] = (S.received[src] || 0) + 1;
   if (d.key && d.key === S.key && (S.complete || (src !== S.src && d.mode !== 'full'))) return;
   if (d.mode === 'append' && S.stopped) return;
   // Whether a run is open is known now, not when its first chunk has decoded: on a slow machine the next
@@ -270,38 +271,48 @@ function load(raw, src) {
 // line, while gradio's event fills in the rest of the page. If the route cannot answer, gradio's own
 // payload fills the player instead. values: [prompt, steps, seed, guidance, sampler, schedule, model].
 const ROUTE_PARAMS = ['prompt', 'steps', 'seed', 'guidance', 'scheduler', 'schedule', 'model'];
-// onFirst() is called once the first picture is on screen (or the route failed).
+// onFirst(key) is called once the first picture is on screen (key: the run's), or with '' when the route
+// failed before it. A connection lost later is asked again once (the finished run is in the server's cache).
 async function fetchRun(values, onFirst) {
   if (S.ctl) S.ctl.abort();
   const ctl = S.ctl = new AbortController();
   S.fetches += 1;
   let first = onFirst || (() => {});
-  const firstDone = () => { const f = first; first = () => {}; f(); };
+  const firstDone = (key) => { const f = first; first = () => {}; f(key || ''); };
   const qs = new URLSearchParams();
   ROUTE_PARAMS.forEach((name, i) => qs.set(name, values[i] === null || values[i] === undefined ? '' : String(values[i])));
+  let full = false;
+  S.startKey = '';
   try {
-    const resp = await fetch(new URL('dv/run?' + qs, location.href.split(/[?#]/)[0]), {signal: ctl.signal, cache: 'no-store'});
-    if (!resp.ok || !resp.body) return false;
-    const reader = resp.body.getReader(), text = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const {done, value} = await reader.read();
-      if (done) break;
-      buf += text.decode(value, {stream: true});
-      let cut;
-      while ((cut = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, cut); buf = buf.slice(cut + 1);
-        const d = JSON.parse(line);
-        if (d.error) return false;  // gradio's event says it in words on the page
-        load(d, 'route');
-        S.chain.then(() => requestAnimationFrame(() => firstDone()));  // once the first picture is painted
+    for (let attempt = 0; attempt < 2 && !full && !ctl.signal.aborted; attempt++) {
+      try {
+        const resp = await fetch(new URL('dv/run?' + qs, location.href.split(/[?#]/)[0]),
+                                 {signal: ctl.signal, cache: 'no-store'});
+        if (!resp.ok || !resp.body) return false;
+        const reader = resp.body.getReader(), text = new TextDecoder();
+        let buf = '';
+        for (;;) {
+          const {done, value} = await reader.read();
+          if (done) break;
+          buf += text.decode(value, {stream: true});
+          let cut;
+          while ((cut = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, cut); buf = buf.slice(cut + 1);
+            const d = JSON.parse(line);
+            if (d.error) return false;  // gradio's event says it in words on the page
+            if (d.mode === 'start') { S.startKey = d.key; continue; }  // the run's key, before any work
+            load(d, 'route');
+            full = full || d.mode === 'full';
+            S.chain.then(() => requestAnimationFrame(() => firstDone(d.key)));  // once the picture is painted
+          }
+        }
+      } catch (e) {
+        if (ctl.signal.aborted) return false;  // Stop, or a newer run
       }
     }
-    return true;
-  } catch (e) {
-    return false;  // aborted (Stop, a newer run) or no route: gradio's payload is used
+    return full;
   } finally {
-    firstDone();
+    S.chain.then(() => firstDone(full ? S.key : ''));  // (after the first picture's own call, if any)
     if (S.ctl === ctl) S.ctl = null;
   }
 }

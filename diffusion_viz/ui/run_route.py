@@ -2,10 +2,12 @@
 
     GET /dv/run?prompt=cat&steps=50&seed=0&guidance=1&scheduler=ddim&schedule=cosine&model=emoji-exact
 
-answers with newline-delimited JSON (``application/x-ndjson``): one player payload per line (the format
-in player.py), the first as soon as the first step is made ("mode": "reset"), the last the finished run
-("mode": "full", with the run's ``key``). Denoise's Generate starts it from the browser at the click;
-gradio's ``/generate`` (same run, computed once: ``cache.RUNNING``) fills in the rest of the page.
+answers with newline-delimited JSON (``application/x-ndjson``): first ``{"mode": "start", "key": ...}``
+at once (the run's key, before it waits for a worker), then one player payload per line (the format in
+player.py), the first as soon as the first step is made ("mode": "reset"), the last the finished run
+("mode": "full"). Denoise's Generate starts it from the browser at the click;
+the page's gradio event (same run, computed once: ``cache.RUNNING``) fills in the rest of the page and,
+given the key, does not send the frames a second time (``denoise_tab.generate_page``).
 
 Why a route of its own: gradio's queue, its event stream and its page update cost more than the exact
 model's whole run (50 steps in ~15 ms) before the first picture shows, and each of thirty waiting
@@ -82,21 +84,24 @@ def message(exc: Exception) -> str:
 def player_lines(values: dict) -> Iterator[str]:
     """The player payloads of one run, one JSON text per item. Raises (before the first item) on bad
     input: ``DiffusionVizError`` with the friendly message."""
+    from .cache import key_id, run_key
     from .denoise_tab import run_outputs
-    from .logic import DEFAULTS
+    from .logic import DEFAULTS, make_settings
 
     args = [values.get(name) for name in PARAMETERS]
     prompt, steps, seed, guidance, scheduler, schedule, model = args
-    outputs = run_outputs(prompt if prompt is not None else DEFAULTS["prompt"],
-                          _number(steps) if steps is not None else DEFAULTS["steps"],
-                          _number(seed) if seed is not None else DEFAULTS["seed"],
-                          _number(guidance) if guidance is not None else DEFAULTS["guidance"],
-                          scheduler or DEFAULTS["scheduler"], schedule or DEFAULTS["schedule"],
-                          model or DEFAULTS["model"], first_send=0.0, route=True)
+    run_args = (prompt if prompt is not None else DEFAULTS["prompt"],
+                _number(steps) if steps is not None else DEFAULTS["steps"],
+                _number(seed) if seed is not None else DEFAULTS["seed"],
+                _number(guidance) if guidance is not None else DEFAULTS["guidance"],
+                scheduler or DEFAULTS["scheduler"], schedule or DEFAULTS["schedule"], model or DEFAULTS["model"])
+    outputs = run_outputs(*run_args, first_send=0.0, route=True)
     first = next(outputs)  # validation, limits and the model happen before the first item
+    key = key_id(run_key(model or DEFAULTS["model"], make_settings(*run_args[:6])))
 
     def lines():
         try:
+            yield json.dumps({"mode": "start", "key": key})  # at once, before the run waits for a worker
             for item in itertools.chain([first], outputs):
                 if isinstance(item[0], str):  # the player's part of the outputs (the rest is gradio's)
                     yield item[0]

@@ -76,15 +76,15 @@ def main() -> None:
           f"(median of {args.runs}; best {1000 * min(beyond):.0f} ms; goal <= 40 ms); beyond / sampling "
           f"{statistics.median(beyond) / statistics.median(sampling):.2f} (a ratio: this machine's speed varies)")
 
-    # The page's player takes its frames from its own route (ui/run_route.py): every line it sends, the
-    # first picture streamed on its own, and the route's time beyond sampling (same runs, cache off).
+    # The page's player takes its frames from its own route (ui/run_route.py, lean=1 as the page asks):
+    # every line it sends, the first picture streamed on its own, and its time beyond sampling (cache off).
     from diffusion_viz.ui.run_route import player_lines
 
     total, sizes = [], []
     for k in range(args.runs):
         seed = 1000 + k
         t0 = time.perf_counter()
-        lines = list(player_lines({"prompt": "cat", "steps": "50", "seed": str(seed)}))
+        lines = list(player_lines({"prompt": "cat", "steps": "50", "seed": str(seed), "lean": "1"}))
         total.append(time.perf_counter() - t0)
         sizes.append(sum(len(line.encode()) + 1 for line in lines))
     beyond = [a - b for a, b in zip(total, sampling)]

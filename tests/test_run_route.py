@@ -104,8 +104,8 @@ def _query(args):
     return urlencode(dict(zip(("prompt", "steps", "seed", "guidance", "scheduler", "schedule", "model"), args)))
 
 
-def _lines(url, args):
-    with urllib.request.urlopen(f"{url}dv/run?{_query(args)}", timeout=60) as r:
+def _lines(url, args, extra=""):
+    with urllib.request.urlopen(f"{url}dv/run?{_query(args)}{extra}", timeout=60) as r:
         assert r.headers["content-type"].startswith("application/x-ndjson")
         return [json.loads(line) for line in r]
 
@@ -115,7 +115,7 @@ def test_the_route_streams_the_samplers_pictures(server):
     from diffusion_viz.sampling import sample
 
     args = _fresh(7201)
-    start, *lines = _lines(server, args)
+    start, *lines = _lines(server, args, "&lean=1")  # as the page's player asks
     key = denoise_tab.key_id(run_key("emoji-exact", logic.make_settings(*args[:6])))
     assert start == {"mode": "start", "key": key}  # before any work: the page passes it to gradio's event
     assert lines[0]["mode"] == "reset" and lines[-1]["mode"] == "full"
@@ -125,7 +125,11 @@ def test_the_route_streams_the_samplers_pictures(server):
     assert {line["key"] for line in lines} == {key}
     col = final["columns"][0]
     assert [f["index"] for f in col["frames"]] == list(range(30))
-    shown = atlas.decode_column(col["strips"], [f["alpha_bar"] for f in col["frames"]])
+    # each frame's pictures travel once: the finished line leaves out the frames the lines before carried
+    streamed = [strip for line in lines[:-1] for strip in line["columns"][0]["strips"]]
+    assert final["sent"] == sum(s["count"] for s in streamed) == sum(len(x["columns"][0]["frames"]) for x in lines[:-1])
+    assert final["sent"] + sum(s["count"] for s in col["strips"]) == 30
+    shown = atlas.decode_column(streamed + col["strips"], [f["alpha_bar"] for f in col["frames"]])
     model = get_model("emoji-exact")
     traj = sample(model, logic.make_settings(*args[:6]))
     want = logic.player_column(traj.frames, model)
@@ -137,9 +141,16 @@ def test_the_route_streams_the_samplers_pictures(server):
     # payload, nothing computed again, and the words say it was made now. A later request says "cache".
     runs = denoise_tab.RUN_STATS["runs"]
     out = list(denoise_tab.generate(*args))[-1]
-    assert json.loads(out[0]) == final and denoise_tab.RUN_STATS["runs"] == runs
+    complete = json.loads(out[0])  # the whole run: every strip
+    assert "sent" not in complete and complete["columns"][0]["frames"] == col["frames"]
+    again = atlas.decode_column(complete["columns"][0]["strips"], [f["alpha_bar"] for f in col["frames"]])
+    for panel in ("x_t", "x0", "eps"):
+        np.testing.assert_array_equal(again[panel], expected[panel], err_msg=panel)
+    assert denoise_tab.RUN_STATS["runs"] == runs
     assert out[4].startswith("Done: 30 steps") and "cache" not in out[4]
     assert "Served from the cache" in list(denoise_tab.generate(*args))[-1][4]
+    # without lean=1 (any other client) the last line is /generate's whole payload
+    assert _lines(server, args)[-1] == complete
 
 
 def test_the_api_docs_example_runs_as_written(server):
@@ -238,10 +249,11 @@ def test_generate_fetches_the_route_and_shows_the_run_once(page):
                           "return {src: S.src, complete: S.complete, gen: S.gen, received: S.received}; })()")
     assert state["src"] == "route" and state["complete"]
     assert state["received"]["gradio"] == 0 and state["received"]["route"] >= 2  # not sent twice
-    # a new run, then its finished payload: 2 loads. gradio's copy of the same run would be a third.
-    assert state["gen"] - gen == 2
+    # one new run: the finished line completes it (its pictures came before) instead of starting again
+    assert state["gen"] - gen == 1
     _check_pixels(page, ("cat", 50, 7401, 1.0, "ddim", "cosine"), [0, 24, 49])
     assert page.inner_text("#dv-status").startswith("Done: 50 steps")
+    assert "weighted average" in page.inner_text("#dv-player .dv-cands")  # the finished line's numbers
     assert not page.errors
 
 

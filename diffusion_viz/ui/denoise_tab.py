@@ -76,10 +76,11 @@ def generate_page(prompt, steps, seed, guidance, scheduler, schedule, model_name
 
 
 def run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name,
-                first_send: float = logic.FIRST_SEND_S, route: bool = False):
+                first_send: float = logic.FIRST_SEND_S, route: bool = False, lean: bool = False):
     """The outputs of one Generate as they become ready (``gr.skip()`` where nothing changed): shared by
     gradio's ``/generate`` and the player's own route (``route=True``, ui/run_route.py), which keeps only
-    the player's.
+    the player's (with ``lean``: the finished run also without the pictures it streamed before, see
+    ``_generate``).
 
     A run is computed once: from the result cache if it was made before, and if someone is computing
     it right now (the page's player route, or a classmate with the same settings), by waiting for them.
@@ -103,7 +104,7 @@ def run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name,
         with RUNNING.lead(key) as mine:
             if mine:
                 with WORK.slot():  # released when the run ends or the generator is closed (Stop, closed tab)
-                    yield from _generate(settings, model, model_name, key, first_send)
+                    yield from _generate(settings, model, model_name, key, first_send, lean=lean)
                 if route:
                     _JUST_MADE.add(key)
                 return
@@ -139,13 +140,17 @@ class _JustMade:
 _JUST_MADE = _JustMade()
 
 
-def _generate(settings, model, model_name, key, first_send: float = logic.FIRST_SEND_S):
+def _generate(settings, model, model_name, key, first_send: float = logic.FIRST_SEND_S, lean: bool = False):
+    """One run's outputs as it streams. ``lean`` (the player's route): the finished run's message carries,
+    as a 7th item, its payload without the pictures already streamed (``"sent"``: how many frames the
+    receiver has), so a run's frames travel once; the 6 outputs (cache, gradio) stay complete."""
     sd = sd_view.is_sd(model)  # a latent model with a VAE and a tokenizer (duck-typed)
     info = (sd_view.conditioning_info if sd else logic.conditioning_info)(model, settings.prompt)
     cond_md = (sd_view.tokens_markdown if sd else logic.conditioning_markdown)(info)
     # With a safety checker, no picture is shown before the checker has seen the finished one.
     checked = sd and getattr(model, "safety_checked", False)
     records, chunks, first = [], [], True
+    sent_frames = sent_strips = 0  # what the messages so far carried
     runs = _counted(logic.stream_run(model, settings, should_stop=stop_after(), first_send=first_send))
     for prog in runs:
         records += prog.new_frames
@@ -166,6 +171,7 @@ def _generate(settings, model, model_name, key, first_send: float = logic.FIRST_
                       else gr.skip())
             yield (to_value(payload), gr.skip(), gr.skip(), cond_md if first else gr.skip(), status, gr.skip())
             first = False
+            sent_frames, sent_strips = len(records), len(chunks)
             continue
         traj = prog.trajectory
         to_rgb, _ = logic.display_functions(model)
@@ -208,7 +214,11 @@ def _generate(settings, model, model_name, key, first_send: float = logic.FIRST_
         # GIF and MP4 are made only when asked (Make GIF / MP4): on a CPU they cost more than the run.
         out = (to_value(payload), final_rgb, summary, cond_md, status, None)
         RESULTS.put(key, out)
-        yield out
+        if lean and sent_frames and column.get("strips") is chunks:  # streamed, not thinned, not hidden
+            rest = dict(column, strips=chunks[sent_strips:])
+            yield (*out, to_value(dict(payload, columns=[rest], sent=sent_frames)))
+        else:
+            yield out
         return
     raise gr.Error(time_limit_message(), title="Stopped")
 

@@ -203,7 +203,8 @@ function stop() { if (S.timer) { clearInterval(S.timer); S.timer = null; } setPl
 // The run was stopped on the server: keep the frames that arrived, playable, and say so.
 function finish() {
   S.live = false; S.open = false;
-  S.stopped = true;  // frames still in flight from the cancelled run are ignored
+  S.stopped = true;  // frames still in flight from the cancelled run are ignored,
+  S.gen += 1;        // and so are those still decoding: the player keeps what it shows now
   if (maxLen()) show(maxLen() - 1);
   return {done: maxLen(), total: S.total || maxLen()};
 }
@@ -233,7 +234,11 @@ function load(raw, src) {
   const append = d.mode === 'append' && S.open;
   // the finished payload of the run that was streaming: the user may have stepped back to look at a step
   const finishing = d.mode === 'full' && S.open;
-  if (!append) {  // a new run (or the whole run at once): earlier chunks still decoding are dropped
+  // "sent": k (the route's finished run): its first k frames' pictures came in this run's earlier lines,
+  // so it waits for them to decode (it does not drop them, as a complete finished payload may)
+  if (d.sent && !finishing) { S.leanFailed = true; return; }
+  const sent = d.sent || 0;
+  if (!append && !sent) {  // a new run (or the whole run at once): earlier chunks still decoding are dropped
     S.gen += 1; S.stopped = false; S.chain = Promise.resolve();
     if (!finishing) S.follow = true;
   }
@@ -244,8 +249,14 @@ function load(raw, src) {
   if (!append) S.run = d.run || '';  // a Stable Diffusion run's id, for decode-on-demand
   // chunks decode one after another, in order; each shows its frames as soon as they are ready
   S.chain = S.chain.then(async () => {
-    const decoded = await Promise.all(d.columns.map(c => decodeColumn(c.frames, c.strips || [])));
+    const decoded = await Promise.all(d.columns.map(c => decodeColumn(c.frames.slice(sent), c.strips || [])));
     if (gen !== S.gen) return;
+    if (sent) {
+      if (!S.cols.every((col, i) => col.frames.length === sent && d.columns[i])) {  // (cannot happen in order)
+        S.leanFailed = true; S.complete = false; return;  // fetchRun asks again: the whole run, from the cache
+      }
+      decoded.forEach((frames, i) => { decoded[i] = [...S.cols[i].frames.map((f, j) => ({...d.columns[i].frames[j], img: f.img})), ...frames]; });
+    }
     const kept = finishing && !S.follow ? stepAt(S.pos) : null;  // the step the user is looking at
     if (append) {
       decoded.forEach((frames, i) => { if (S.cols[i]) S.cols[i].frames.push(...frames); });
@@ -281,8 +292,9 @@ async function fetchRun(values, onFirst) {
   const firstDone = (key) => { const f = first; first = () => {}; f(key || ''); };
   const qs = new URLSearchParams();
   ROUTE_PARAMS.forEach((name, i) => qs.set(name, values[i] === null || values[i] === undefined ? '' : String(values[i])));
+  qs.set('lean', '1');  // the finished line without the pictures that came before it
   let full = false;
-  S.startKey = '';
+  S.startKey = ''; S.leanFailed = false;
   try {
     for (let attempt = 0; attempt < 2 && !full && !ctl.signal.aborted; attempt++) {
       try {
@@ -293,7 +305,7 @@ async function fetchRun(values, onFirst) {
         let buf = '';
         for (;;) {
           const {done, value} = await reader.read();
-          if (done) break;
+          if (done) { await S.chain; if (S.leanFailed) { full = false; S.leanFailed = false; } break; }
           buf += text.decode(value, {stream: true});
           let cut;
           while ((cut = buf.indexOf('\n')) >= 0) {

@@ -5,7 +5,8 @@
 answers with newline-delimited JSON (``application/x-ndjson``): first ``{"mode": "start", "key": ...}``
 at once (the run's key, before it waits for a worker), then one player payload per line (the format in
 player.py), the first as soon as the first step is made ("mode": "reset"), the last the finished run
-("mode": "full"). Denoise's Generate starts it from the browser at the click;
+("mode": "full"). With ``lean=1`` (the page's player) that last line leaves out the pictures the lines
+before it carried (``"sent": k``: of its first k frames), so a run's frames travel once. Denoise's Generate starts it from the browser at the click;
 the page's gradio event (same run, computed once: ``cache.RUNNING``) fills in the rest of the page and,
 given the key, does not send the frames a second time (``denoise_tab.generate_page``).
 
@@ -95,7 +96,7 @@ def player_lines(values: dict) -> Iterator[str]:
                 _number(seed) if seed is not None else DEFAULTS["seed"],
                 _number(guidance) if guidance is not None else DEFAULTS["guidance"],
                 scheduler or DEFAULTS["scheduler"], schedule or DEFAULTS["schedule"], model or DEFAULTS["model"])
-    outputs = run_outputs(*run_args, first_send=0.0, route=True)
+    outputs = run_outputs(*run_args, first_send=0.0, route=True, lean=values.get("lean") == "1")
     first = next(outputs)  # validation, limits and the model happen before the first item
     key = key_id(run_key(model or DEFAULTS["model"], make_settings(*run_args[:6])))
 
@@ -103,7 +104,9 @@ def player_lines(values: dict) -> Iterator[str]:
         try:
             yield json.dumps({"mode": "start", "key": key})  # at once, before the run waits for a worker
             for item in itertools.chain([first], outputs):
-                if isinstance(item[0], str):  # the player's part of the outputs (the rest is gradio's)
+                if len(item) > 6:  # the finished run without the pictures this stream already carried
+                    yield item[6]
+                elif isinstance(item[0], str):  # the player's part of the outputs (the rest is gradio's)
                     yield item[0]
         finally:
             outputs.close()  # a closed connection stops the sampler at its next step

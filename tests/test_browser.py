@@ -647,6 +647,28 @@ def test_a_chunk_that_arrives_while_the_first_still_decodes_is_added_to_it(page)
     check_pixels(page, "dv-player", None, None, [0, 2, 3, 11], expected=expected)
 
 
+def test_a_stop_keeps_exactly_the_frames_it_counted(page):
+    """Flaky before: Stop said "Stopped at step 8" while a chunk still decoding then added 2 more frames.
+    Here the second chunk is handed over and Stop pressed before it can decode: what Stop counted stays."""
+    import json
+
+    from diffusion_viz.models.registry import get_model
+    from diffusion_viz.sampling import sample
+    from diffusion_viz.ui import logic
+
+    model = get_model("emoji-exact")
+    frames = sample(model, logic.make_settings("cat", 12, 0, 1.0, "ddim", "cosine")).frames
+    first, rest = logic.player_column(frames[:3], model), logic.player_column(frames[3:], model)
+    reset = json.dumps(logic.player_payload([first], mode="reset", total=12))
+    append = json.dumps(logic.player_payload([rest], mode="append", total=12))
+    page.evaluate("(a) => window.dvPlayers['dv-player'].load(a)", reset)
+    page.wait_for_function("window.dvPlayers['dv-player'].frames() === 3", timeout=10_000)
+    done = page.evaluate("(b) => { const p = window.dvPlayers['dv-player']; p.load(b); return p.finish().done; }", append)
+    page.evaluate("window.dvPlayers['dv-player'].idle()")
+    page.wait_for_timeout(300)
+    assert done == 3 and player(page, "frames()") == 3 and not player(page, "state.live")
+
+
 def test_a_step_the_user_went_back_to_stays_while_the_run_streams_in_and_finishes(page):
     """Noticed: a run that streams (any Stable Diffusion on a CPU) moved the player to each new frame and,
     when the finished payload came, to the last step: a teacher who had stepped back to step 1 was yanked

@@ -62,6 +62,22 @@ def cpu_seconds(pid: int | None) -> float:
         return float("nan")
 
 
+def run_users(name: str, threads, deadline: float, server_pid, latencies, errors) -> float:
+    """Start every user's thread, wait for them (until ``deadline`` + 5 s), print completions and the CPU the
+    app and these clients used; returns the phase's wall time."""
+    cpu0, own0 = cpu_seconds(server_pid), cpu_seconds(None)
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()) + 5)
+    wall = time.monotonic() - start
+    server_cpu, own_cpu = cpu_seconds(server_pid) - cpu0, cpu_seconds(None) - own0
+    print(f"\n{name}: {len(latencies)} completed, {len(errors)} errors, wall {wall:.1f} s")
+    print(f"  CPU: app {server_cpu:.1f} s, these {len(threads)} clients {own_cpu:.1f} s")
+    return wall
+
+
 def run_phase(name: str, clients, requests, timeout: float, server_pid: int | None = None) -> dict:
     """Every user submits at the same moment (a barrier); returns latencies, errors, max queue rank."""
     latencies, errors, ranks, pictures = [], [], [], []
@@ -97,16 +113,7 @@ def run_phase(name: str, clients, requests, timeout: float, server_pid: int | No
                 errors.append(f"{type(exc).__name__}: {str(exc)[:120]}")
 
     threads = [threading.Thread(target=user, args=(c, r), daemon=True) for c, r in zip(clients, requests)]
-    cpu0, own0 = cpu_seconds(server_pid), cpu_seconds(None)
-    start = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()) + 5)
-    wall = time.monotonic() - start
-    server_cpu, own_cpu = cpu_seconds(server_pid) - cpu0, cpu_seconds(None) - own0
-    print(f"\n{name}: {len(latencies)} completed, {len(errors)} errors, wall {wall:.1f} s")
-    print(f"  CPU: app {server_cpu:.1f} s, these {len(clients)} clients {own_cpu:.1f} s")
+    wall = run_users(name, threads, deadline, server_pid, latencies, errors)
     if latencies:
         print(f"  latency p50 {pct(latencies, 0.5):.2f} s   p95 {pct(latencies, 0.95):.2f} s   "
               f"max {max(latencies):.2f} s   mean {statistics.mean(latencies):.2f} s")
@@ -161,16 +168,7 @@ def route_phase(name: str, url: str, requests, timeout: float, server_pid: int |
             conn.close()
 
     threads = [threading.Thread(target=user, args=(r,), daemon=True) for r in requests]
-    cpu0, own0 = cpu_seconds(server_pid), cpu_seconds(None)
-    start = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout + 5)
-    wall = time.monotonic() - start
-    server_cpu, own_cpu = cpu_seconds(server_pid) - cpu0, cpu_seconds(None) - own0
-    print(f"\n{name}: {len(latencies)} completed, {len(errors)} errors, wall {wall:.1f} s")
-    print(f"  CPU: app {server_cpu:.1f} s, these {len(requests)} clients {own_cpu:.1f} s")
+    wall = run_users(name, threads, time.monotonic() + timeout, server_pid, latencies, errors)
     if latencies:
         print(f"  whole run in the player p50 {pct(latencies, 0.5):.2f} s   p95 {pct(latencies, 0.95):.2f} s   "
               f"max {max(latencies):.2f} s;   first picture p50 {pct(firsts, 0.5):.2f} s   p95 {pct(firsts, 0.95):.2f} s")

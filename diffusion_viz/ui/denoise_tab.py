@@ -64,13 +64,17 @@ def generate(prompt, steps, seed, guidance, scheduler, schedule, model_name):
     yield from run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name)
 
 
+def run_id(prompt, steps, seed, guidance, scheduler, schedule, model_name) -> str:
+    """The short key of the run these controls ask for (validated: bad input raises, as Generate would)."""
+    return key_id(run_key(model_name, logic.make_settings(prompt, steps, seed, guidance, scheduler, schedule)))
+
+
 @friendly
 def generate_page(prompt, steps, seed, guidance, scheduler, schedule, model_name, route_key=""):
     """Generate as the page asks for it. When the player's own route is already bringing this run's
     frames (``route_key``: the run's key, set by the page's JavaScript once the route's first picture
     is on screen), the player's output is left alone, so the frames do not travel twice."""
-    mine = bool(route_key) and route_key == key_id(
-        run_key(model_name, logic.make_settings(prompt, steps, seed, guidance, scheduler, schedule)))
+    mine = bool(route_key) and route_key == run_id(prompt, steps, seed, guidance, scheduler, schedule, model_name)
     for out in run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name):
         yield (gr.skip(), *out[1:]) if mine else out
 

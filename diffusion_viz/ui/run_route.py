@@ -85,9 +85,8 @@ def message(exc: Exception) -> str:
 def player_lines(values: dict) -> Iterator[str]:
     """The player payloads of one run, one JSON text per item. Raises (before the first item) on bad
     input: ``DiffusionVizError`` with the friendly message."""
-    from .cache import key_id, run_key
-    from .denoise_tab import run_outputs
-    from .logic import DEFAULTS, make_settings
+    from .denoise_tab import run_id, run_outputs
+    from .logic import DEFAULTS
 
     args = [values.get(name) for name in PARAMETERS]
     prompt, steps, seed, guidance, scheduler, schedule, model = args
@@ -98,7 +97,7 @@ def player_lines(values: dict) -> Iterator[str]:
                 scheduler or DEFAULTS["scheduler"], schedule or DEFAULTS["schedule"], model or DEFAULTS["model"])
     outputs = run_outputs(*run_args, first_send=0.0, route=True, lean=values.get("lean") == "1")
     first = next(outputs)  # validation, limits and the model happen before the first item
-    key = key_id(run_key(model or DEFAULTS["model"], make_settings(*run_args[:6])))
+    key = run_id(*run_args)
 
     def lines():
         try:

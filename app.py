@@ -57,11 +57,16 @@ def main(argv=None) -> None:
     host, port = address(argv)
 
     from diffusion_viz.runtime import configure_torch_threads
+    from diffusion_viz.models.registry import DEFAULT_MODEL
     from diffusion_viz.ui.app import Serving, build_app, configure_queue, launch_kwargs, warm_up
     from diffusion_viz.ui.run_route import install
 
     serving = Serving.from_env()
     configure_torch_threads(serving.torch_threads)
+    if serving.processes:  # Denoise's runs in worker processes: they start (and warm up) beside the server
+        from diffusion_viz.ui import sampling_pool
+
+        sampling_pool.start(serving.processes, serving.torch_threads, warm_model=DEFAULT_MODEL)
     warm_up()
     demo = configure_queue(build_app(), serving)
     print(f"diffusion-viz: listening on http://{host}:{port}", flush=True)

@@ -2,8 +2,13 @@
 
     DIFFUSION_VIZ_THREADS=1 python bench/bench_load.py [--users 30] [--steps 50] [--timeout 180]
 
+    DIFFUSION_VIZ_PROCESSES=0 ...   (every run in the server's own process, as before the sampling workers)
+    ... --route-only [--repeat 4]   (only the player route's phases; the cold one 4 times, new seeds)
+
 Starts ``python app.py`` on 127.0.0.1 on a free port (its own process, so the users below do not
-share its interpreter), then measures two ways in.
+share its interpreter), waits until its sampling worker processes have warmed up (``/dv/ready``,
+ui/sampling_pool.py), then measures two ways in. CPU is printed for the app's process and, apart,
+for its sampling workers.
 
 The player's route (``/dv/run``, ui/run_route.py): what a page's player fetches at the click, as 30
 plain HTTP clients (a browser's fetch costs the server the same). Latency is submit -> the finished
@@ -48,8 +53,22 @@ def pct(values, q):
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """CPU time (user + system) used so far by a process (Linux /proc), or by this one."""
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (the app's sampling workers, ui/sampling_pool.py), from Linux /proc."""
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return kids
+
+
+def cpu_seconds(pid: int | None, with_children: bool = False) -> float:
+    """CPU time (user + system) used so far by a process (Linux /proc), or by this one; ``with_children``:
+    and by its child processes that are running now."""
+    if pid is not None and with_children:
+        return cpu_seconds(pid) + sum(cpu_seconds(k) for k in children(pid))
     if pid is None:
         import resource
 
@@ -62,10 +81,32 @@ def cpu_seconds(pid: int | None) -> float:
         return float("nan")
 
 
+def wait_for_workers(url: str, timeout: float) -> None:
+    """Wait until the app's sampling worker processes have warmed up (``/dv/ready``, ui/sampling_pool.py):
+    until then its runs are made in the server's own process, which is not what a class meets later."""
+    import json
+    import urllib.request
+
+    start, state = time.monotonic(), None
+    while time.monotonic() - start < timeout:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/dv/ready", timeout=5) as resp:
+                state = json.load(resp)
+        except OSError:  # (the routes are added a moment after the page answers)
+            time.sleep(0.2)
+            continue
+        if state["ready"] >= state["workers"]:
+            print(f"sampling worker processes: {state['workers']} (ready {time.monotonic() - start:.1f} s after the page)")
+            return
+        time.sleep(0.2)
+    print(f"sampling worker processes: not ready after {timeout:.0f} s: {state}")
+
+
 def run_users(name: str, threads, deadline: float, server_pid, latencies, errors) -> float:
     """Start every user's thread, wait for them (until ``deadline`` + 5 s), print completions and the CPU the
     app and these clients used; returns the phase's wall time."""
     cpu0, own0 = cpu_seconds(server_pid), cpu_seconds(None)
+    all0 = cpu_seconds(server_pid, with_children=True) if server_pid else 0.0
     start = time.monotonic()
     for t in threads:
         t.start()
@@ -73,8 +114,10 @@ def run_users(name: str, threads, deadline: float, server_pid, latencies, errors
         t.join(max(0.0, deadline - time.monotonic()) + 5)
     wall = time.monotonic() - start
     server_cpu, own_cpu = cpu_seconds(server_pid) - cpu0, cpu_seconds(None) - own0
+    workers_cpu = max(0.0, cpu_seconds(server_pid, with_children=True) - all0 - server_cpu) if server_pid else float("nan")
     print(f"\n{name}: {len(latencies)} completed, {len(errors)} errors, wall {wall:.1f} s")
-    print(f"  CPU: app {server_cpu:.1f} s, these {len(threads)} clients {own_cpu:.1f} s")
+    print(f"  CPU: app {server_cpu:.1f} s (its sampling workers {workers_cpu:.1f} s), these {len(threads)} clients "
+          f"{own_cpu:.1f} s")
     return wall
 
 
@@ -184,6 +227,8 @@ def main() -> None:
     parser.add_argument("--model", default="emoji-exact")
     parser.add_argument("--timeout", type=float, default=180.0, help="per phase, seconds")
     parser.add_argument("--url", help="use an app that is already running instead of starting one")
+    parser.add_argument("--route-only", action="store_true", help="only the player route's phases")
+    parser.add_argument("--repeat", type=int, default=1, help="run the route's cold phase this many times (new seeds)")
     args = parser.parse_args()
     users = max(1, min(args.users, 100))
 
@@ -199,20 +244,25 @@ def main() -> None:
         pid = proc.pid
         url = f"http://127.0.0.1:{port}/"
     try:
+        wait_for_workers(url, args.timeout)
         # What a class's browsers do first: the player's route (ui/run_route.py). Other seeds than the gradio
         # phases below, so neither finds the other's runs in the result cache.
         same = [("cat", args.steps, 1, 1.0, "ddim", "cosine", args.model)] * users
         r_lesson = route_phase(f"player route, lesson start ({users} users, same default settings)", url, same,
                                args.timeout, pid)
-        requests = [("cat", args.steps, 2000 + k, 1.0, "ddim", "cosine", args.model) for k in range(users)]
-        r_cold = route_phase(f"player route, cold ({users} different seeds, {args.steps} steps, {args.model})", url,
-                             requests, args.timeout, pid)
+        for rep in range(max(1, args.repeat)):
+            requests = [("cat", args.steps, 2000 + 100 * rep + k, 1.0, "ddim", "cosine", args.model)
+                        for k in range(users)]
+            r_cold = route_phase(f"player route, cold ({users} different seeds, {args.steps} steps, {args.model})",
+                                 url, requests, args.timeout, pid)
         r_hits = route_phase("player route, cache hits (the same requests again)", url, requests, args.timeout, pid)
         route_errors = len(r_lesson["errors"]) + len(r_cold["errors"]) + len(r_hits["errors"])
         worst = max(pct(r["latencies"], 0.95) if r["latencies"] else float("inf") for r in (r_lesson, r_cold, r_hits))
         print(f"\nsummary, player route: errors {route_errors}; p95 lesson start {pct(r_lesson['latencies'], 0.95):.2f} s,"
               f" cold {pct(r_cold['latencies'], 0.95):.2f} s, cache hits {pct(r_hits['latencies'], 0.95):.2f} s -> "
               f"{'OK' if not route_errors and worst <= 1.5 else 'over goal'} (goal: 0 errors, p95 <= 1.5 s)")
+        if args.route_only:
+            return
 
         # download_files=False: like a browser, a user fetches the GIF/MP4 only when clicking them.
         clients = [Client(url, verbose=False, download_files=False) for _ in range(users)]

@@ -6,6 +6,7 @@ finished run arrives once, so scrubbing afterwards never touches the server.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import random
 import threading
@@ -18,7 +19,7 @@ from ..models.registry import DEFAULT_MODEL, MODELS
 from ..sampling import SCHEDULER_DESCRIPTIONS, SCHEDULERS, SampleSettings, sample
 from ..schedules import SCHEDULE_DESCRIPTIONS, SCHEDULES
 from ..validation import MAX_SEED
-from . import explain, logic, sd_view
+from . import explain, logic, sampling_pool, sd_view
 from .cache import RESULTS, RUNNING, key_id, run_key
 from .common import GENERIC, friendly, log
 from .player import make_player, to_value
@@ -108,7 +109,15 @@ def run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name,
         with RUNNING.lead(key) as mine:
             if mine:
                 with WORK.slot():  # released when the run ends or the generator is closed (Stop, closed tab)
-                    yield from _generate(settings, model, model_name, key, first_send, lean=lean)
+                    worker = sampling_pool.take(model_name, model)  # a worker process, where one is ready
+                    run = (_generate(settings, model, model_name, key, first_send, lean=lean) if worker is None
+                           else _pooled(worker, settings, model_name, key, first_send, lean))
+                    with contextlib.closing(run):  # closed with this generator: the sampler stops
+                        for item in run:
+                            if isinstance(item, Finished):
+                                RESULTS.put(key, tuple(item[:6]))
+                                item = tuple(item)
+                            yield item
                 if route:
                     _JUST_MADE.add(key)
                 return
@@ -119,6 +128,21 @@ def run_outputs(prompt, steps, seed, guidance, scheduler, schedule, model_name,
             yield cached
             return
         # that run ended without a result (stopped, failed, or too big to keep): make it here
+
+
+class Finished(tuple):
+    """The last message of a run (``_generate``): its first 6 items are the outputs the result cache keeps."""
+
+
+def _pooled(worker, settings, model_name, key, first_send, lean):
+    """``_generate`` in a worker process (ui/sampling_pool.py), counted here as runs in this process are."""
+    _count("active")
+    _count("runs")
+    try:
+        yield from worker.run(model_name, settings, key, first_send, lean, LIMITS.run_seconds,
+                              count=lambda n: _count("frames", n))
+    finally:
+        _count("active", -1)
 
 
 class _JustMade:
@@ -144,10 +168,12 @@ class _JustMade:
 _JUST_MADE = _JustMade()
 
 
-def _generate(settings, model, model_name, key, first_send: float = logic.FIRST_SEND_S, lean: bool = False):
-    """One run's outputs as it streams. ``lean`` (the player's route): the finished run's message carries,
-    as a 7th item, its payload without the pictures already streamed (``"sent"``: how many frames the
-    receiver has), so a run's frames travel once; the 6 outputs (cache, gradio) stay complete."""
+def _generate(settings, model, model_name, key, first_send: float = logic.FIRST_SEND_S, lean: bool = False,
+              should_stop=None):
+    """One run's outputs as it streams; the last message is ``Finished`` (the caller caches it). ``lean``
+    (the player's route): the finished run's message carries, as a 7th item, its payload without the
+    pictures already streamed (``"sent"``: how many frames the receiver has), so a run's frames travel
+    once; the 6 outputs (cache, gradio) stay complete. ``should_stop``: default, the request's time limit."""
     sd = sd_view.is_sd(model)  # a latent model with a VAE and a tokenizer (duck-typed)
     info = (sd_view.conditioning_info if sd else logic.conditioning_info)(model, settings.prompt)
     cond_md = (sd_view.tokens_markdown if sd else logic.conditioning_markdown)(info)
@@ -155,7 +181,7 @@ def _generate(settings, model, model_name, key, first_send: float = logic.FIRST_
     checked = sd and getattr(model, "safety_checked", False)
     records, chunks, first = [], [], True
     sent_frames = sent_strips = 0  # what the messages so far carried
-    runs = _counted(logic.stream_run(model, settings, should_stop=stop_after(), first_send=first_send))
+    runs = _counted(logic.stream_run(model, settings, should_stop=should_stop or stop_after(), first_send=first_send))
     for prog in runs:
         records += prog.new_frames
         if prog.trajectory is None and checked:
@@ -217,12 +243,11 @@ def _generate(settings, model, model_name, key, first_send: float = logic.FIRST_
                      if hidden else ""))
         # GIF and MP4 are made only when asked (Make GIF / MP4): on a CPU they cost more than the run.
         out = (to_value(payload), final_rgb, summary, cond_md, status, None)
-        RESULTS.put(key, out)
         if lean and sent_frames and column.get("strips") is chunks:  # streamed, not thinned, not hidden
             rest = dict(column, strips=chunks[sent_strips:])
-            yield (*out, to_value(dict(payload, columns=[rest], sent=sent_frames)))
+            yield Finished((*out, to_value(dict(payload, columns=[rest], sent=sent_frames))))
         else:
-            yield out
+            yield Finished(out)
         return
     raise gr.Error(time_limit_message(), title="Stopped")
 

@@ -27,10 +27,14 @@ import json
 import threading
 from typing import Iterator
 
+import anyio
+from starlette.responses import StreamingResponse
+
 from ..errors import DiffusionVizError
 from .common import GENERIC, OUT_OF_MEMORY, _out_of_memory, log, plain
 
 PATH = "/dv/run"
+READY_PATH = "/dv/ready"
 PARAMETERS = ("prompt", "steps", "seed", "guidance", "scheduler", "schedule", "model")
 QUEUE_FULL = "The server is busy: too many runs are waiting. Please try again in a moment."
 
@@ -115,7 +119,7 @@ def player_lines(values: dict) -> Iterator[str]:
 
 def endpoint(request):
     """Starlette endpoint (sync: Starlette runs it, and the body's iteration, on its thread pool)."""
-    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.responses import JSONResponse
 
     if not OPEN.enter():
         return JSONResponse({"error": QUEUE_FULL}, status_code=503)
@@ -135,17 +139,64 @@ def endpoint(request):
             lines.close()
             OPEN.leave()
 
-    return StreamingResponse(body(), media_type="application/x-ndjson",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return _ClosingStream(body(), media_type="application/x-ndjson",
+                          headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+class _ClosingStream(StreamingResponse):
+    """A StreamingResponse that notices a closed connection and then closes its source (which stops the
+    run). Starlette's own stops listening for the disconnect under ASGI 2.4 and leaves the source to the
+    garbage collector, and uvicorn drops a closed connection's writes silently: a run whose reader had gone
+    went on to its last step."""
+
+    def __init__(self, content, **kwargs):
+        super().__init__(content, **kwargs)
+        self.source = content
+
+    async def __call__(self, scope, receive, send):
+        try:
+            async with anyio.create_task_group() as group:
+                async def stream():
+                    try:
+                        await self.stream_response(send)
+                    except OSError:
+                        pass
+                    group.cancel_scope.cancel()
+
+                async def disconnected():
+                    await self.listen_for_disconnect(receive)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(stream)
+                group.start_soon(disconnected)
+        finally:
+            try:
+                self.source.close()  # (no thread is inside it now: anyio waits for the step it was making)
+            except ValueError:  # "generator already executing": it ends with its run
+                pass
+
+
+def ready(request):
+    """``GET /dv/ready``: {"workers": n, "ready": k}: the sampling worker processes (ui/sampling_pool.py) and
+    how many have warmed up (until then runs are made in the server's process). For health checks and
+    benchmarks."""
+    from starlette.responses import JSONResponse
+
+    from . import sampling_pool
+
+    pool = sampling_pool.POOL
+    return JSONResponse({"workers": len(pool.workers) if pool else 0, "ready": pool.ready_count() if pool else 0},
+                        headers={"Cache-Control": "no-store"})
 
 
 def install(app, queue_size: int | None = None) -> None:
-    """Add the route to gradio's FastAPI app, ahead of gradio's own routes (call after launch).
+    """Add the routes to gradio's FastAPI app, ahead of gradio's own routes (call after launch).
     ``queue_size``: open requests beyond which the route answers 503 (default: the serving setting)."""
     from starlette.routing import Route
 
     from .serving import Serving
 
     OPEN.limit = queue_size or Serving.from_env().queue_size
-    if not any(getattr(r, "path", None) == PATH for r in app.router.routes):
-        app.router.routes.insert(0, Route(PATH, endpoint, methods=["GET"]))
+    for path, fn in ((PATH, endpoint), (READY_PATH, ready)):
+        if not any(getattr(r, "path", None) == path for r in app.router.routes):
+            app.router.routes.insert(0, Route(path, fn, methods=["GET"]))

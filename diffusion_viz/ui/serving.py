@@ -35,7 +35,9 @@ T = TypeVar("T")
 class Serving:
     """How many requests run at once, how many may wait, and how many torch threads each gets.
 
-    CPU (the default): 2 sampling runs at once on a 2-core machine with 1 torch thread each. A run of
+    CPU (the default): 2 sampling runs at once on a 2-core machine with 1 torch thread each; ``python
+    app.py`` makes Denoise's runs of the built-in pixel models in as many worker processes
+    (``processes``, ui/sampling_pool.py: two threads of one process share its interpreter lock). A run of
     the exact emoji model is ~0.15-0.3 s of sampling plus ~0.3-0.6 s of GIF/MP4 writing (one thread),
     so two runs keep both cores busy; more runs, or more threads per run, only oversubscribe the cores
     and make every user wait longer. One GPU: 1 run at a time (a Stable Diffusion run fills the GPU;
@@ -47,6 +49,8 @@ class Serving:
     queue_size: int  # waiting requests beyond which a user is told the queue is full
     torch_threads: int
     gpu: bool
+    processes: int = 0  # worker processes for Denoise's pixel-model runs (ui/sampling_pool.py); 0: none
+
 
     @classmethod
     def from_env(cls) -> "Serving":
@@ -55,13 +59,14 @@ class Serving:
         default = 1 if gpu else max(1, min(2, cores))
         sampling = env_int("DIFFUSION_VIZ_CONCURRENCY", default)
         threads = env_int("DIFFUSION_VIZ_THREADS", cores if gpu else max(1, cores // sampling))
+        processes = env_int("DIFFUSION_VIZ_PROCESSES", 0 if gpu else sampling, minimum=0)
         return cls(sampling=sampling, light=max(2, sampling * 2), torch_threads=threads, gpu=gpu,
-                   queue_size=env_int("DIFFUSION_VIZ_QUEUE_SIZE", 100))
+                   queue_size=env_int("DIFFUSION_VIZ_QUEUE_SIZE", 100), processes=min(processes, sampling))
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, minimum: int = 1) -> int:
     try:
-        return max(1, int(os.environ.get(name, "") or default))
+        return max(minimum, int(os.environ.get(name, "") or default))
     except ValueError:
         return default
 

@@ -138,14 +138,22 @@ def main():
     from diffusion_viz.runtime import configure_torch_threads
     from diffusion_viz.ui.app import start_server
 
+    from diffusion_viz.ui import sampling_pool
+    from diffusion_viz.ui.serving import Serving
+
     print(f"torch threads: {configure_torch_threads()}")
-    demo, url = start_server()
+    processes = Serving.from_env().processes  # as python app.py (DIFFUSION_VIZ_PROCESSES=0: none)
+    demo, url = start_server(processes=processes)
+    if processes:
+        sampling_pool.POOL.wait_ready(180)
+    print(f"sampling worker processes: {processes}")
     try:
         bench_first_frame_server()
         bench_browser(url)
         bench_forward_server(url)
     finally:
         demo.close()
+        sampling_pool.stop()
 
 
 if __name__ == "__main__":

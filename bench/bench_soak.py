@@ -49,6 +49,21 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     return float("nan")
 
 
+def workers_mb(pid: int) -> list[float]:
+    """RSS of the app's sampling worker processes (ui/sampling_pool.py), from Linux /proc."""
+    from bench_load import children
+
+    kids = [k for k in children(pid) if "resource_tracker" not in _cmdline(k)]
+    return [rss_mb(k) for k in kids]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=600)
@@ -93,9 +108,10 @@ def main() -> None:
                 job.cancel()
                 faults += 1
             if k % args.every == 0:
-                rows.append((k, rss_mb(proc.pid)))
-                print(f"after {k:4d} calls: RSS {rows[-1][1]:7.0f} MB   ({time.perf_counter() - start:.0f} s)",
-                      flush=True)
+                rows.append((k, rss_mb(proc.pid), workers_mb(proc.pid)))
+                print(f"after {k:4d} calls: RSS {rows[-1][1]:7.0f} MB, its sampling workers "
+                      f"{' + '.join(f'{mb:.0f}' for mb in rows[-1][2]) or 'none'} MB   "
+                      f"({time.perf_counter() - start:.0f} s)", flush=True)
         peak, final = rss_mb(proc.pid, "VmHWM"), rss_mb(proc.pid)
     finally:
         stop_app(proc)
@@ -106,6 +122,10 @@ def main() -> None:
         first, last = rows[0][1], rows[-1][1]
         print(f"RSS after {rows[-1][0]} calls / after {rows[0][0]}: {last / first:.3f} "
               f"({last - first:+.0f} MB; goal: within 10 %)")
+        if rows[0][2] and len(rows[0][2]) == len(rows[-1][2]):
+            first, last = sum(rows[0][2]), sum(rows[-1][2])
+            print(f"sampling workers together: {last / first:.3f} ({last - first:+.0f} MB; a replaced worker "
+                  f"starts afresh)")
 
 
 if __name__ == "__main__":

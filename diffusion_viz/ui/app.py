@@ -259,10 +259,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 def start_server(port: int | None = None, host: str = "127.0.0.1", warm: bool = True, processes: int = 0):
     """Launch in this process without blocking (tests, benchmark, screenshots). Returns (demo, url).
     ``processes``: start a sampling pool of that many workers (ui/sampling_pool.py; the caller stops it)."""
-    if processes:
+    if processes:  # (with this process's torch threads: the same floats as a run made here)
+        import torch
+
         from . import sampling_pool
 
-        sampling_pool.start(processes, warm_model=DEFAULT_MODEL if warm else None)
+        sampling_pool.start(processes, torch.get_num_threads(), warm_model=DEFAULT_MODEL if warm else None)
     if warm:
         warm_up()
     demo = configure_queue(build_app())

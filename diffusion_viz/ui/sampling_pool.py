@@ -61,7 +61,8 @@ def _pack(exc: BaseException) -> tuple:
         pickle.loads(pickle.dumps(exc))
         return ("exception", exc)
     except Exception:  # noqa: BLE001 - an exception whose arguments do not pickle
-        return ("text", isinstance(exc, DiffusionVizError), f"{type(exc).__name__}: {exc}")
+        ours = isinstance(exc, DiffusionVizError)  # its words are for the user; others' only for the log
+        return ("text", ours, str(exc) if ours else f"{type(exc).__name__}: {exc}")
 
 
 def _unpack(packed: tuple) -> BaseException:
@@ -116,7 +117,10 @@ def serve(conn, threads: int, warm_model: str | None) -> None:
         from .app import warm_up
 
         warm_up(warm_model)
-    conn.send(("ready", os.getpid()))
+    try:
+        conn.send(("ready", os.getpid()))
+    except OSError:  # the server ended while this worker was starting
+        return
     while True:
         try:
             message = conn.recv()

@@ -5,11 +5,13 @@ Hugging Face Spaces and the gradio CLI set GRADIO_SERVER_NAME=0.0.0.0; an app th
 """
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -72,21 +74,44 @@ def test_app_py_binds_the_address_gradio_asks_for():
     port = _free_port(host)
     env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     env.update(GRADIO_SERVER_NAME=host, GRADIO_SERVER_PORT=str(port), DIFFUSION_VIZ_THREADS="1",
-               HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+               HF_HUB_OFFLINE="1", DIFFUSION_VIZ_DEVICE="cpu", DIFFUSION_VIZ_CONCURRENCY="2")
+    env.pop("DIFFUSION_VIZ_PROCESSES", None)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True)
+    workers = []
     try:
         listening = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not listening:
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, "app.py exited"
             listening = [c.laddr for c in psutil.Process(proc.pid).net_connections(kind="tcp")
                          if c.status == psutil.CONN_LISTEN]
             time.sleep(0.5)
         assert [(a.ip, a.port) for a in listening] == [(host, port)]
+
+        # its two sampling worker processes warm up, then make its runs (ui/sampling_pool.py)
+        url = f"http://{host}:{port}"
+        ready = {}
+        while time.monotonic() < deadline + 60 and ready.get("ready") != 2:
+            try:
+                ready = json.loads(urllib.request.urlopen(url + "/dv/ready", timeout=10).read())
+            except OSError:
+                pass
+            time.sleep(0.3)
+        assert ready == {"workers": 2, "ready": 2}
+        workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        cpu = sum(w.cpu_times().user + w.cpu_times().system for w in workers)
+        lines = urllib.request.urlopen(url + "/dv/run?prompt=dog&steps=100&seed=4041", timeout=60).read().splitlines()
+        assert json.loads(lines[-1])["mode"] == "full" and len(json.loads(lines[-1])["columns"][0]["frames"]) == 100
+        assert sum(w.cpu_times().user + w.cpu_times().system for w in workers) > cpu  # a worker made it
     finally:
-        proc.terminate()
+        proc.terminate()  # SIGTERM, as docker stop or a Space restart: no cleanup code runs
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+    end = time.monotonic() + 30
+    while time.monotonic() < end and any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers):
+        time.sleep(0.2)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), "a worker outlived app.py"

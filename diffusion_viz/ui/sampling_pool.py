@@ -1,9 +1,10 @@
 """Denoise's runs of the built-in pixel models in worker processes, so a class's runs use every core.
 
-Why: a run of the exact emoji model costs ~70 ms of CPU, most of it Python (the sampler's loop, the frames'
-bookkeeping, the atlas). Two runs on two threads of one process share its interpreter lock: thirty
-different seeds at once took 2.0-2.4 s (p95) on 2 cores, though the work alone is ~1.1 s. In worker
-processes the two cores really run two runs (bench/bench_load.py prints both).
+Why: a run of the exact emoji model (50 steps) costs ~70 ms of CPU, much of it Python holding the
+interpreter lock (the sampler's loop, the frames' bookkeeping, the atlas). Two runs on two threads of one
+process share that lock: thirty different seeds at once took 1.6-3.1 s (p95, from day to day) on 2
+cores, though the work alone is ~1.1 s (30 x 70 ms on 2 cores). In worker processes the two cores really
+run two runs: 1.1-1.2 s (bench/bench_load.py; DIFFUSION_VIZ_PROCESSES=0 measures the old way).
 
 How, for one run (``Worker.run``, called by ``denoise_tab.run_outputs`` inside its ``WORK`` slot):
 
@@ -18,8 +19,9 @@ How, for one run (``Worker.run``, called by ``denoise_tab.run_outputs`` inside i
 The pool is used only where it is ready: until a worker has loaded its models and made one warm-up run,
 and for every model it does not take (Stable Diffusion and the miniature latent model keep their runs in
 the server for decode-on-demand; checkpoints a user loads), runs stay in the server's process as before.
-Off unless asked (``DIFFUSION_VIZ_PROCESSES``; ``python app.py`` starts one worker per sampling slot
-on a CPU machine, see ``Serving``).
+``python app.py`` starts one worker per sampling slot on a CPU machine (``Serving.processes``,
+``DIFFUSION_VIZ_PROCESSES``; none on a GPU); a library user or a test gets none unless it starts them
+(``start``, ``ui.app.start_server(processes=...)``).
 """
 
 from __future__ import annotations

@@ -37,17 +37,23 @@ def _count(key: str, n: int = 1) -> None:
         RUN_STATS[key] += n
 
 
-def _counted(progress):
-    """Pass a run's progress through, counting frames; closing it (cancel) stops the sampler."""
+@contextlib.contextmanager
+def _active_run():
+    """Count a run as made and, while it lasts, as active (here or in a worker process)."""
     _count("active")
     _count("runs")
     try:
+        yield
+    finally:
+        _count("active", -1)
+
+
+def _counted(progress):
+    """Pass a run's progress through, counting frames; closing it (cancel) stops the sampler."""
+    with _active_run(), contextlib.closing(progress):
         for prog in progress:
             _count("frames", len(prog.new_frames))
             yield prog
-    finally:
-        progress.close()
-        _count("active", -1)
 
 
 def _model_markdown(name: str) -> str:
@@ -136,13 +142,9 @@ class Finished(tuple):
 
 def _pooled(worker, settings, model_name, key, first_send, lean):
     """``_generate`` in a worker process (ui/sampling_pool.py), counted here as runs in this process are."""
-    _count("active")
-    _count("runs")
-    try:
+    with _active_run():
         yield from worker.run(model_name, settings, key, first_send, lean, LIMITS.run_seconds,
                               count=lambda n: _count("frames", n))
-    finally:
-        _count("active", -1)
 
 
 class _JustMade:

@@ -28,7 +28,8 @@ import threading
 from typing import Iterator
 
 import anyio
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
 
 from ..errors import DiffusionVizError
 from .common import GENERIC, OUT_OF_MEMORY, _out_of_memory, log, plain
@@ -119,8 +120,6 @@ def player_lines(values: dict) -> Iterator[str]:
 
 def endpoint(request):
     """Starlette endpoint (sync: Starlette runs it, and the body's iteration, on its thread pool)."""
-    from starlette.responses import JSONResponse
-
     if not OPEN.enter():
         return JSONResponse({"error": QUEUE_FULL}, status_code=503)
     try:
@@ -180,8 +179,6 @@ def ready(request):
     """``GET /dv/ready``: {"workers": n, "ready": k}: the sampling worker processes (ui/sampling_pool.py) and
     how many have warmed up (until then runs are made in the server's process). For health checks and
     benchmarks."""
-    from starlette.responses import JSONResponse
-
     from . import sampling_pool
 
     pool = sampling_pool.POOL
@@ -192,8 +189,6 @@ def ready(request):
 def install(app, queue_size: int | None = None) -> None:
     """Add the routes to gradio's FastAPI app, ahead of gradio's own routes (call after launch).
     ``queue_size``: open requests beyond which the route answers 503 (default: the serving setting)."""
-    from starlette.routing import Route
-
     from .serving import Serving
 
     OPEN.limit = queue_size or Serving.from_env().queue_size

@@ -109,7 +109,6 @@ def _serve_run(conn, model_name, settings, key, first_send, lean, seconds) -> No
 def serve(conn, threads: int, warm_model: str | None) -> None:
     """A worker process's life: load, warm up, say "ready", then one run per "run" message until the pipe
     closes (the server ended: its end of the pipe closes with it)."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # (the server's setting, in case it was not inherited)
     from ..runtime import configure_torch_threads
     from .cache import RESULTS
 
@@ -149,6 +148,7 @@ class Worker:
         child.close()
         self.ready = False
         self.runs = 0
+        self._count, self._reported = None, 0  # the run being made: its frame counter, frames reported
 
     def check_ready(self) -> bool:
         """True once the worker said it is ready (does not wait)."""
@@ -162,53 +162,49 @@ class Worker:
     def run(self, model_name, settings, key, first_send, lean, seconds, count=None) -> Iterator:
         """The run's messages, as ``denoise_tab._generate`` yields them. ``count(frames)``: called with the
         frames sampled as they are reported. Closing the iterator stops the run in the worker."""
-        pool, reported, ended, error = self.pool, 0, False, None
         self.runs += 1
+        self._count, self._reported = count, 0
+        ended, error = False, None
         try:
-            sent = False
-            while not ended:
-                try:
-                    if not sent:
-                        self.conn.send(("run", model_name, settings, key, first_send, lean, seconds))
-                        sent = True
-                    kind, *rest = self.conn.recv()
-                except (EOFError, OSError) as exc:
-                    ended = True
-                    pool.replace(self)
-                    raise WorkerLost("The sampler's process ended in the middle of this run. "
-                                     "Press Generate again.") from exc
-                if count is not None and rest[-1] > reported:
-                    count(rest[-1] - reported)
-                    reported = rest[-1]
-                if kind == "item":
-                    yield rest[0]
-                else:  # "end" or "error"
-                    ended = True
-                    error = _unpack(rest[0]) if kind == "error" else None
+            try:
+                self.conn.send(("run", model_name, settings, key, first_send, lean, seconds))
+                while not ended:
+                    kind, rest = self._receive()
+                    if kind == "item":
+                        yield rest[0]
+                    else:  # "end" or "error"
+                        ended = True
+                        error = _unpack(rest[0]) if kind == "error" else None
+            except (EOFError, OSError) as exc:
+                self.pool.replace(self)
+                raise WorkerLost("The sampler's process ended in the middle of this run. "
+                                 "Press Generate again.") from exc
         finally:
-            if ended:
-                pool.give_back(self)
+            if ended or self not in self.pool.workers:  # (a replaced worker is not given back)
+                self.pool.give_back(self)
             else:  # closed early (Stop, a closed tab): end the run there, then the worker is free again
-                threading.Thread(target=self._drain, args=(count, reported), daemon=True,
-                                 name="dv-sampler-drain").start()
+                threading.Thread(target=self._drain, daemon=True, name="dv-sampler-drain").start()
         if error is not None:
             raise error
 
-    def _drain(self, count, reported: int) -> None:
-        pool = self.pool
+    def _receive(self) -> tuple[str, list]:
+        """The worker's next message (kind, the rest), counting the frames it reports (its last item)."""
+        kind, *rest = self.conn.recv()
+        if self._count is not None and rest[-1] > self._reported:
+            self._count(rest[-1] - self._reported)
+            self._reported = rest[-1]
+        return kind, rest
+
+    def _drain(self) -> None:
         try:
             self.conn.send(("stop",))
             while self.conn.poll(DRAIN_SECONDS):
-                kind, *rest = self.conn.recv()
-                if count is not None and rest and rest[-1] > reported:
-                    count(rest[-1] - reported)
-                    reported = rest[-1]
-                if kind in ("end", "error"):
-                    pool.give_back(self)
+                if self._receive()[0] in ("end", "error"):
+                    self.pool.give_back(self)
                     return
         except (EOFError, OSError):
             pass
-        pool.replace(self)  # it did not end its run in time, or it died
+        self.pool.replace(self)  # it did not end its run in time, or it died
 
     def stop(self, wait: float = 2.0) -> None:
         """Close the pipe (an idle worker then ends by itself, cleanly); terminate it if it does not."""
@@ -229,6 +225,9 @@ class SamplingPool:
     threads, warmed up on ``warm_model``."""
 
     def __init__(self, size: int, threads: int = 1, warm_model: str | None = None):
+        # A spawned worker imports numpy afresh, with the environment of this moment: one BLAS thread each
+        # (python app.py sets this before its own numpy; a test or a library user may not have).
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         self._context = multiprocessing.get_context("spawn")
         self._threads, self._warm = threads, warm_model
         self._lock = threading.Lock()

@@ -4,7 +4,7 @@ Why: a run of the exact emoji model (50 steps) costs ~70 ms of CPU, much of it P
 interpreter lock (the sampler's loop, the frames' bookkeeping, the atlas). Two runs on two threads of one
 process share that lock: thirty different seeds at once took 1.6-3.1 s (p95, from day to day) on 2
 cores, though the work alone is ~1.1 s (30 x 70 ms on 2 cores). In worker processes the two cores really
-run two runs: 1.1-1.2 s (bench/bench_load.py; DIFFUSION_VIZ_PROCESSES=0 measures the old way).
+run two runs: 1.1-1.4 s (bench/bench_load.py; DIFFUSION_VIZ_PROCESSES=0 measures the old way).
 
 How, for one run (``Worker.run``, called by ``denoise_tab.run_outputs`` inside its ``WORK`` slot):
 
